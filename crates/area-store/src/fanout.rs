@@ -1,0 +1,179 @@
+//! Queries of the fan-out stage: which reactions an event triggers, and the batch
+//! insert of their execution rows.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::models::ExecutionStatus;
+use crate::pool::Store;
+
+/// What an AREA asks for when one of its events arrives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AreaPlan {
+    /// Whether the AREA itself is enabled.
+    pub enabled: bool,
+    /// Its enabled reactions, in `position` order.
+    pub reactions: Vec<PlannedReaction>,
+}
+
+/// One enabled reaction of an AREA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedReaction {
+    /// The reaction's id.
+    pub id: Uuid,
+    /// The service whose job stream runs it.
+    pub service: String,
+}
+
+/// An execution row to create.
+#[derive(Clone, Debug)]
+pub struct NewExecution {
+    /// The new row's id.
+    pub id: Uuid,
+    /// The event's AREA.
+    pub area_id: Uuid,
+    /// The reaction to run.
+    pub reaction_id: Uuid,
+    /// The event's id.
+    pub event_id: String,
+    /// The reaction's service.
+    pub service: String,
+    /// The event as JSON.
+    pub input_payload: Value,
+    /// The event's correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// `event_id:reaction_id`: one row per pair, however often the event arrives.
+    pub dedup_key: String,
+}
+
+impl NewExecution {
+    /// The dedup key of an (event, reaction) pair.
+    pub fn dedup_key(event_id: &str, reaction_id: Uuid) -> String {
+        format!("{event_id}:{reaction_id}")
+    }
+}
+
+/// An execution row after the insert: new, or found from an earlier delivery.
+#[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
+pub struct QueuedExecution {
+    /// The row's id.
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    /// The reaction's service.
+    #[diesel(sql_type = Text)]
+    pub service: String,
+    /// The row's status; only `queued` rows need a job.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    /// The row's dedup key.
+    #[diesel(sql_type = Text)]
+    pub dedup_key: String,
+}
+
+impl QueuedExecution {
+    /// Whether the row still waits for its first attempt, so a job must exist.
+    pub fn needs_job(&self) -> bool {
+        self.status == ExecutionStatus::Queued.as_str()
+    }
+}
+
+#[derive(QueryableByName)]
+struct PlanRow {
+    #[diesel(sql_type = SqlUuid)]
+    area_id: Uuid,
+    #[diesel(sql_type = Bool)]
+    area_enabled: bool,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    reaction_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    service: Option<String>,
+}
+
+impl Store {
+    /// The plans of the given AREAs. An AREA missing from the map does not exist.
+    pub async fn area_plans(&self, area_ids: &[Uuid]) -> Result<HashMap<Uuid, AreaPlan>, Error> {
+        if area_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut connection = self.connection().await?;
+        let rows: Vec<PlanRow> = diesel::sql_query(
+            "SELECT a.id AS area_id, a.enabled AS area_enabled, r.id AS reaction_id, r.service
+             FROM areas a
+             LEFT JOIN reactions r ON r.area_id = a.id AND r.enabled
+             WHERE a.id = ANY($1)
+             ORDER BY a.id, r.position, r.id",
+        )
+        .bind::<Array<SqlUuid>, _>(area_ids)
+        .load(&mut connection)
+        .await?;
+
+        let mut plans: HashMap<Uuid, AreaPlan> = HashMap::with_capacity(area_ids.len());
+        for row in rows {
+            let plan = plans.entry(row.area_id).or_default();
+            plan.enabled = row.area_enabled;
+            if let (Some(id), Some(service)) = (row.reaction_id, row.service) {
+                plan.reactions.push(PlannedReaction { id, service });
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Inserts the rows in one statement, skipping pairs that already have a row,
+    /// and returns every row of the batch: the new ones and those found.
+    pub async fn insert_executions(
+        &self,
+        rows: &[NewExecution],
+    ) -> Result<Vec<QueuedExecution>, Error> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        let area_ids: Vec<Uuid> = rows.iter().map(|row| row.area_id).collect();
+        let reaction_ids: Vec<Uuid> = rows.iter().map(|row| row.reaction_id).collect();
+        let event_ids: Vec<&str> = rows.iter().map(|row| row.event_id.as_str()).collect();
+        let services: Vec<&str> = rows.iter().map(|row| row.service.as_str()).collect();
+        let payloads: Vec<&Value> = rows.iter().map(|row| &row.input_payload).collect();
+        let correlation_ids: Vec<Option<Uuid>> =
+            rows.iter().map(|row| row.correlation_id).collect();
+        let dedup_keys: Vec<&str> = rows.iter().map(|row| row.dedup_key.as_str()).collect();
+
+        let mut connection = self.connection().await?;
+        // The outer SELECT runs on the statement's snapshot, which does not see the
+        // rows the CTE inserts: the UNION is new rows plus pre-existing ones.
+        let found = diesel::sql_query(
+            "WITH input AS (
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                                      $5::text[], $6::jsonb[], $7::uuid[], $8::text[])
+                     AS t(id, area_id, reaction_id, event_id, service, input_payload,
+                          correlation_id, dedup_key)
+             ), inserted AS (
+                 INSERT INTO executions (id, area_id, reaction_id, event_id, service,
+                                         input_payload, correlation_id, dedup_key)
+                 SELECT * FROM input
+                 ON CONFLICT (dedup_key) DO NOTHING
+                 RETURNING id, service, status, dedup_key
+             )
+             SELECT id, service, status, dedup_key FROM inserted
+             UNION ALL
+             SELECT e.id, e.service, e.status, e.dedup_key
+             FROM executions e JOIN input i ON e.dedup_key = i.dedup_key",
+        )
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .bind::<Array<SqlUuid>, _>(&area_ids)
+        .bind::<Array<SqlUuid>, _>(&reaction_ids)
+        .bind::<Array<Text>, _>(&event_ids)
+        .bind::<Array<Text>, _>(&services)
+        .bind::<Array<Jsonb>, _>(&payloads)
+        .bind::<Array<Nullable<SqlUuid>>, _>(&correlation_ids)
+        .bind::<Array<Text>, _>(&dedup_keys)
+        .load(&mut connection)
+        .await?;
+        Ok(found)
+    }
+}

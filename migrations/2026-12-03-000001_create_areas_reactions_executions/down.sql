@@ -1,0 +1,3 @@
+DROP TABLE executions;
+DROP TABLE reactions;
+DROP TABLE areas;
