@@ -1,1 +1,5 @@
-//! t
+//! End-to-end tests of the worker against real Redis, real PostgreSQL and a
+//! loopback HTTP receiver. Each test has its own database and key prefix.
+
+mod dead_letters;
+mod pipeline;

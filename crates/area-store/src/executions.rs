@@ -244,6 +244,18 @@ impl Store {
         Ok(rows)
     }
 
+    /// The oldest `limit` executions, oldest first.
+    pub async fn oldest_executions(&self, limit: i64) -> Result<Vec<ExecutionRow>, Error> {
+        let mut connection = self.connection().await?;
+        let rows = executions::table
+            .order((executions::queued_at.asc(), executions::id.asc()))
+            .limit(limit)
+            .select(ExecutionRow::as_select())
+            .load(&mut connection)
+            .await?;
+        Ok(rows)
+    }
+
     /// Number of executions per status.
     pub async fn count_by_status(&self) -> Result<Vec<(ExecutionStatus, i64)>, Error> {
         let mut connection = self.connection().await?;

@@ -1,1 +1,147 @@
-//! placeholder
+//! The AREA reaction worker as a library: the engine, the REST API and the
+//! wiring that `main` and the end-to-end tests share.
+//!
+//! [`run`] takes its listener and shutdown token as arguments so that a test can
+//! start a whole worker in-process, on port 0, with reactions of its choosing.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod reactions;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use area_core::{DecodeLimits, Registry};
+use area_store::{Store, StoreOptions};
+use area_stream::{Redis, RedisOptions, StreamKeys};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use engine::{Engine, EngineSettings, EngineState};
+
+/// Installs ring as the process's TLS crypto provider. Every TLS client of the
+/// worker uses ring; installing it once avoids a run-time panic when two crates
+/// would pick different providers.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Runs the worker until `shutdown` fires, then drains and returns.
+pub async fn run(
+    config: Config,
+    registry: Registry,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if registry.is_empty() {
+        anyhow::bail!("this binary has no reaction compiled in");
+    }
+    for warning in config.check().map_err(anyhow::Error::msg)? {
+        tracing::warn!("{warning}");
+    }
+    let settings = engine_settings(&config)?;
+    tracing::info!(
+        worker = %settings.worker,
+        services = ?registry.services(),
+        concurrency = settings.concurrency,
+        api = %listener.local_addr().context("read the API address")?,
+        "starting"
+    );
+
+    let store = Store::lazy(&store_options(&config)).context("build the database pool")?;
+    let redis = connect_redis(&config, &shutdown).await?;
+    let state = Arc::new(EngineState::default());
+    let engine = Engine::start(
+        store.clone(),
+        redis.clone(),
+        registry.clone(),
+        settings,
+        state.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    state.set_ready(true);
+
+    let api_state = api::ApiState {
+        store,
+        redis,
+        registry,
+        state: state.clone(),
+    };
+    let api_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, api::router(api_state))
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
+
+    shutdown.cancelled().await;
+    state.set_ready(false);
+    engine
+        .drain(Duration::from_millis(config.drain_timeout_ms))
+        .await;
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(error = %error, "the API server stopped with an error"),
+        Err(error) => tracing::warn!(error = %error, "the API server task failed"),
+    }
+    Ok(())
+}
+
+/// The engine's settings from the configuration.
+pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
+    Ok(EngineSettings {
+        worker: config.consumer_name(),
+        concurrency: config.concurrency,
+        batch_size: config.batch_size,
+        retry_policy: config.retry_policy()?,
+        reaction_timeout: Duration::from_millis(config.reaction_timeout_ms),
+        lease: Duration::from_millis(config.lease_ms),
+        claim_idle: Duration::from_millis(config.claim_idle_ms),
+        max_deliveries: config.max_deliveries,
+        decode_limits: DecodeLimits {
+            max_bytes: config.max_event_bytes,
+            max_depth: 64,
+        },
+        scheduler_tick: Duration::from_millis(config.scheduler_tick_ms),
+    })
+}
+
+/// The database options from the configuration.
+pub fn store_options(config: &Config) -> StoreOptions {
+    let mut options = StoreOptions::new(&config.database_url);
+    options.max_connections = config.db_pool_size;
+    options
+}
+
+/// The Redis options from the configuration.
+pub fn redis_options(config: &Config) -> RedisOptions {
+    let mut options = RedisOptions::new(&config.redis_url);
+    options.keys = StreamKeys::new(&config.stream_prefix);
+    options.group = config.group.clone();
+    options.block = Duration::from_millis(config.block_ms);
+    options
+}
+
+/// Connects to Redis, retrying with capped backoff until it answers or
+/// `shutdown` fires.
+async fn connect_redis(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Redis> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match Redis::connect(redis_options(config)).await {
+            Ok(redis) => return Ok(redis),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot reach redis yet, retrying");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => anyhow::bail!("shut down before redis answered"),
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,1 +1,135 @@
-fn main() {}
+//! `area-worker`: run the worker, apply migrations, publish an event.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use area_worker::telemetry::{self, LogFormat};
+use area_worker::{Config, reactions};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "area-worker",
+    version,
+    about = "Runs AREA reactions from Redis Streams"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "AREA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the worker until SIGTERM or SIGINT.
+    Run(Box<Config>),
+    /// Create the database if missing and apply pending migrations.
+    Migrate {
+        /// PostgreSQL.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/area"
+        )]
+        database_url: String,
+    },
+    /// Publish one event (its JSON) to the event stream.
+    Publish {
+        /// The event as JSON, e.g. '{"area_id": "..."}'.
+        event: String,
+        /// Redis.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Key prefix.
+        #[arg(long, env = "AREA_STREAM_PREFIX", default_value = "area:")]
+        stream_prefix: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    area_worker::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(config) => run(*config).await,
+            Command::Migrate { database_url } => migrate(&database_url).await,
+            Command::Publish {
+                event,
+                redis_url,
+                stream_prefix,
+            } => publish(&event, &redis_url, &stream_prefix).await,
+        }
+    })
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let registry = reactions::registry_from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.api_addr)
+        .await
+        .with_context(|| format!("listen on {}", config.api_addr))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    area_worker::run(config, registry, listener, shutdown).await
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("signal received");
+    shutdown.cancel();
+}
+
+async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let name = area_store::database_name(database_url)?;
+    if area_store::create_database_if_missing(database_url)
+        .await
+        .context("create the database")?
+    {
+        tracing::info!(database = %name, "database created");
+    }
+    let applied = area_store::run_migrations(database_url)
+        .await
+        .context("apply migrations")?;
+    tracing::info!(database = %name, applied = applied.len(), "migrations up to date");
+    Ok(())
+}
+
+async fn publish(event: &str, redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let mut options = area_stream::RedisOptions::new(redis_url);
+    options.keys = area_stream::StreamKeys::new(prefix);
+    let redis = tokio::time::timeout(
+        Duration::from_secs(10),
+        area_stream::Redis::connect(options),
+    )
+    .await
+    .context("connect to redis: timed out")?
+    .context("connect to redis")?;
+    let id = redis
+        .publish_event(event)
+        .await
+        .context("publish the event")?;
+    println!("{id}");
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Execute: jobs in, attempts run, results handed to the recorder.
+//!
+//! The reader reserves semaphore permits before it reads, and reads at most as
+//! many jobs as it holds permits: the bound on reactions in flight is also the
+//! bound on jobs taken from Redis, so a backlog waits in the stream rather than
+//! in memory. A permit travels with its attempt's result and is released only
+//! after the recorder has stored it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use area_stream::{DeadLetterReason, EXECUTION_FIELD, Entry};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Shared;
+use super::attempt;
+use super::backoff::until_ok;
+use super::reader::{ReadLoop, reader_loop};
+use super::recorder::{self, Finished};
+
+/// Runs the reader, the attempts and the recorder of one service until shutdown
+/// and drain.
+pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: CancellationToken) {
+    let stream = shared.redis.keys().jobs(service);
+    let (results, receiver) = mpsc::channel(shared.settings.concurrency);
+    let recorder = tokio::spawn(recorder::run(
+        shared.clone(),
+        service,
+        stream.clone(),
+        receiver,
+    ));
+
+    let executor = Executor {
+        shared: shared.clone(),
+        service,
+        stream: stream.clone(),
+        permits: Arc::new(Semaphore::new(shared.settings.concurrency)),
+        reserved: Vec::new(),
+        results,
+        attempts: JoinSet::new(),
+    };
+    let mut executor = reader_loop(shared.clone(), stream, shutdown, executor).await;
+
+    // Drain: let attempts finish until the hard stop, then drop the rest; their
+    // entries stay pending and their leases expire.
+    tokio::select! {
+        () = async { while executor.attempts.join_next().await.is_some() {} } => {}
+        () = shared.hard_stop.cancelled() => executor.attempts.abort_all(),
+    }
+    drop(executor);
+    if let Err(error) = recorder.await {
+        tracing::error!(service, error = %error, "recorder task failed");
+    }
+}
+
+struct Executor {
+    shared: Arc<Shared>,
+    service: &'static str,
+    stream: String,
+    permits: Arc<Semaphore>,
+    /// Permits reserved for the next read; dropping them gives capacity back.
+    reserved: Vec<OwnedSemaphorePermit>,
+    /// Closing this (dropping the executor) tells the recorder no more results come.
+    results: mpsc::Sender<Finished>,
+    attempts: JoinSet<()>,
+}
+
+impl ReadLoop for Executor {
+    async fn reserve(&mut self) -> usize {
+        // Reap finished attempt tasks so the set does not grow.
+        while self.attempts.try_join_next().is_some() {}
+        if self.reserved.is_empty() {
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            self.reserved.push(permit);
+        }
+        while self.reserved.len() < self.shared.settings.batch_size {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => self.reserved.push(permit),
+                Err(_) => break,
+            }
+        }
+        self.reserved.len()
+    }
+
+    async fn handle(&mut self, entries: Vec<Entry>) {
+        self.start_attempts(entries).await;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        self.reserved.clear();
+    }
+}
+
+impl Executor {
+    async fn start_attempts(&mut self, entries: Vec<Entry>) {
+        let mut entry_of: HashMap<Uuid, String> = HashMap::with_capacity(entries.len());
+        let mut not_ours = Vec::new();
+        for entry in entries {
+            match self.job_execution(&entry) {
+                Ok(id) => {
+                    if let Some(duplicate) = entry_of.insert(id, entry.id) {
+                        not_ours.push(duplicate);
+                    }
+                }
+                Err(reason) => self.dead_letter(&entry, reason).await,
+            }
+        }
+        let ids: Vec<Uuid> = entry_of.keys().copied().collect();
+
+        let settings = &self.shared.settings;
+        let claimed = until_ok(
+            "claim executions",
+            &self.shared.hard_stop,
+            area_store::Error::is_transient,
+            || {
+                self.shared
+                    .store
+                    .claim_executions(&ids, &settings.worker, settings.lease)
+            },
+        )
+        .await;
+        let Ok(claimed) = claimed else {
+            tracing::warn!(service = self.service, "claim abandoned; jobs stay pending");
+            return;
+        };
+
+        for execution in claimed {
+            let Some(entry_id) = entry_of.remove(&execution.id) else {
+                continue;
+            };
+            let permit = self
+                .reserved
+                .pop()
+                .expect("one permit was reserved per entry read");
+            let shared = self.shared.clone();
+            let results = self.results.clone();
+            shared.state.attempt_started();
+            self.attempts.spawn(async move {
+                let started = Instant::now();
+                let record = attempt::run(&shared, execution).await;
+                shared.state.attempt_finished();
+                let finished = Finished {
+                    entry_id,
+                    record,
+                    started,
+                    _permit: permit,
+                };
+                // The recorder outlives every sender; a send can only fail at abort.
+                let _ = results.send(finished).await;
+            });
+        }
+
+        // Jobs whose execution is done, canceled, not yet due or running under a
+        // live lease elsewhere: nothing to do but acknowledge them.
+        not_ours.extend(entry_of.into_values());
+        if !not_ours.is_empty() {
+            let acked = until_ok(
+                "ack skipped jobs",
+                &self.shared.hard_stop,
+                area_stream::Error::is_connection,
+                || self.shared.redis.ack_and_delete(&self.stream, &not_ours),
+            )
+            .await;
+            if acked.is_err() {
+                tracing::warn!(service = self.service, "ack of skipped jobs abandoned");
+            }
+        }
+    }
+
+    fn job_execution(&self, entry: &Entry) -> Result<Uuid, DeadLetterReason> {
+        if let Some(count) = entry.delivery_count
+            && count > self.shared.settings.max_deliveries
+        {
+            return Err(DeadLetterReason::new(
+                "poison",
+                format!("delivered {count} times without being processed"),
+            ));
+        }
+        let raw = entry.field(EXECUTION_FIELD).ok_or_else(|| {
+            DeadLetterReason::new(
+                "missing_execution_field",
+                "the job has no `execution` field",
+            )
+        })?;
+        std::str::from_utf8(raw)
+            .ok()
+            .and_then(|text| Uuid::parse_str(text).ok())
+            .ok_or_else(|| {
+                DeadLetterReason::new(
+                    "invalid_execution_id",
+                    "the job's `execution` is not a UUID",
+                )
+            })
+    }
+
+    async fn dead_letter(&self, entry: &Entry, reason: DeadLetterReason) {
+        tracing::warn!(service = self.service, entry_id = %entry.id, code = %reason.code, "job dead-lettered");
+        metrics::counter!("area_dead_letters_total", "code" => reason.code.clone()).increment(1);
+        let result = until_ok(
+            "dead-letter job",
+            &self.shared.hard_stop,
+            area_stream::Error::is_connection,
+            || self.shared.redis.dead_letter(&self.stream, entry, &reason),
+        )
+        .await;
+        if result.is_err() {
+            tracing::warn!(service = self.service, entry_id = %entry.id, "dead-letter abandoned");
+        }
+    }
+}

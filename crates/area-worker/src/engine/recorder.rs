@@ -1,0 +1,198 @@
+//! The recorder: stores attempt results in batches, schedules retries, and only
+//! then acknowledges the jobs.
+//!
+//! Order matters: (1) the batch's rows are updated in one statement; (2) the
+//! retries among them are added to the schedule; (3) the jobs are acknowledged.
+//! A crash after (1) leaves the jobs pending; claimed again, they find their
+//! rows no longer running and are acknowledged. A retry whose (2) was lost is
+//! found by the scheduler's sweep of PostgreSQL.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use area_store::{AttemptRecord, RecordedStatus};
+use area_stream::ScheduledRetry;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use uuid::Uuid;
+
+use super::Shared;
+use super::backoff::{Abandoned, until_ok};
+
+/// A finished attempt waiting to be recorded.
+pub(crate) struct Finished {
+    /// The job's entry id.
+    pub entry_id: String,
+    /// What to store.
+    pub record: AttemptRecord,
+    /// When the attempt started.
+    pub started: Instant,
+    /// The attempt's concurrency slot; dropping it after the write lets the
+    /// reader take another job.
+    pub _permit: OwnedSemaphorePermit,
+}
+
+/// Records results until every sender is gone.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    service: &'static str,
+    stream: String,
+    mut receiver: mpsc::Receiver<Finished>,
+) {
+    let limit = shared.settings.batch_size;
+    let mut batch: Vec<Finished> = Vec::with_capacity(limit);
+    while receiver.recv_many(&mut batch, limit).await > 0 {
+        if !record_batch(&shared, service, &stream, &batch).await {
+            // The hard stop fired: leave the rest pending for other workers.
+            return;
+        }
+        batch.clear();
+    }
+}
+
+/// Returns false when the hard stop interrupted it.
+async fn record_batch(
+    shared: &Shared,
+    service: &'static str,
+    stream: &str,
+    batch: &[Finished],
+) -> bool {
+    let records: Vec<AttemptRecord> = batch
+        .iter()
+        .map(|finished| finished.record.clone())
+        .collect();
+    let Some(changed) = store(shared, &records).await else {
+        return false;
+    };
+
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    let retries: Vec<ScheduledRetry> = records
+        .iter()
+        .filter(|record| changed.contains(&record.id))
+        .filter_map(|record| match record.status {
+            RecordedStatus::Retry { delay } => Some(ScheduledRetry {
+                service: service.to_owned(),
+                execution_id: record.id,
+                due_at_ms: now_ms + delay.as_millis() as i64,
+            }),
+            _ => None,
+        })
+        .collect();
+    let scheduled = until_ok(
+        "schedule retries",
+        &shared.hard_stop,
+        area_stream::Error::is_connection,
+        || shared.redis.schedule_retries(&retries),
+    )
+    .await;
+    if let Err(Abandoned::Permanent(error)) = &scheduled {
+        // The rows say `retry` with a due time; the sweep re-enqueues them.
+        tracing::error!(service, error = %error, "cannot schedule retries; the sweep will find them");
+    }
+    if matches!(scheduled, Err(Abandoned::Stopped)) {
+        return false;
+    }
+
+    let entry_ids: Vec<String> = batch
+        .iter()
+        .map(|finished| finished.entry_id.clone())
+        .collect();
+    let acked = until_ok(
+        "ack jobs",
+        &shared.hard_stop,
+        area_stream::Error::is_connection,
+        || shared.redis.ack_and_delete(stream, &entry_ids),
+    )
+    .await;
+    if acked.is_err() {
+        return false;
+    }
+
+    for finished in batch {
+        let status = if !changed.contains(&finished.record.id) {
+            "superseded"
+        } else {
+            match finished.record.status {
+                RecordedStatus::Ok => "ok",
+                RecordedStatus::Retry { .. } => "retry",
+                RecordedStatus::Failed => "failed",
+            }
+        };
+        metrics::counter!("area_attempts_total", "service" => service, "status" => status)
+            .increment(1);
+        metrics::histogram!("area_attempt_to_record_seconds", "service" => service)
+            .record(finished.started.elapsed().as_secs_f64());
+    }
+    true
+}
+
+/// Stores the records; falls back to one record at a time when the batch hits a
+/// permanent error, so one unstorable result cannot hold back the others.
+async fn store(shared: &Shared, records: &[AttemptRecord]) -> Option<Vec<Uuid>> {
+    let worker = &shared.settings.worker;
+    let result = until_ok(
+        "record attempts",
+        &shared.hard_stop,
+        area_store::Error::is_transient,
+        || shared.store.record_attempts(records, worker),
+    )
+    .await;
+    match result {
+        Ok(changed) => Some(changed),
+        Err(Abandoned::Stopped) => None,
+        Err(Abandoned::Permanent(error)) => {
+            tracing::error!(error = %error, "batch of results rejected; recording one by one");
+            let mut changed = Vec::new();
+            for record in records {
+                changed.extend(store_alone(shared, record).await?);
+            }
+            Some(changed)
+        }
+    }
+}
+
+async fn store_alone(shared: &Shared, record: &AttemptRecord) -> Option<Vec<Uuid>> {
+    let worker = &shared.settings.worker;
+    let single = std::slice::from_ref(record);
+    let first = until_ok(
+        "record attempt",
+        &shared.hard_stop,
+        area_store::Error::is_transient,
+        || shared.store.record_attempts(single, worker),
+    )
+    .await;
+    let error = match first {
+        Ok(changed) => return Some(changed),
+        Err(Abandoned::Stopped) => return None,
+        Err(Abandoned::Permanent(error)) => error,
+    };
+    tracing::error!(execution_id = %record.id, error = %error, "result cannot be stored; recording its failure instead");
+    let replacement = AttemptRecord {
+        status: RecordedStatus::Failed,
+        output: None,
+        error: Some(serde_json::json!({
+            "class": "permanent",
+            "code": "unstorable_result",
+            "message": "the attempt's result could not be stored",
+        })),
+        ..record.clone()
+    };
+    let replacement = std::slice::from_ref(&replacement);
+    match until_ok(
+        "record replacement",
+        &shared.hard_stop,
+        area_store::Error::is_transient,
+        || shared.store.record_attempts(replacement, worker),
+    )
+    .await
+    {
+        Ok(changed) => Some(changed),
+        Err(Abandoned::Stopped) => None,
+        Err(Abandoned::Permanent(error)) => {
+            tracing::error!(execution_id = %record.id, error = %error, "cannot record the execution at all");
+            Some(Vec::new())
+        }
+    }
+}

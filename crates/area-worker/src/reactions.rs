@@ -1,0 +1,77 @@
+//! The reactions compiled into this binary, one cargo feature each.
+//!
+//! A reaction that needs credentials (email, Slack) is served only when its
+//! settings are present: a binary with every feature can run webhooks alone,
+//! and the jobs of an unconfigured service wait in their stream for a worker
+//! that has the credentials. Settings that are present but invalid stop the
+//! start-up with the variable named.
+
+#[allow(unused_imports)]
+use anyhow::Context;
+use area_core::Registry;
+
+/// Builds the registry of the reactions this binary was compiled with, each
+/// configured from the environment.
+pub fn registry_from_env() -> anyhow::Result<Registry> {
+    registry_from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+}
+
+/// As [`registry_from_env`], with variables looked up through `lookup`.
+#[allow(unused_variables)]
+pub fn registry_from_lookup(
+    lookup: impl Fn(&str) -> Option<String> + Copy,
+) -> anyhow::Result<Registry> {
+    #[allow(unused_mut)]
+    let mut registry = Registry::new();
+    #[cfg(feature = "webhook")]
+    {
+        let settings = reaction_webhook::WebhookSettings::from_lookup(lookup)
+            .context("configure the webhook reaction")?;
+        tracing::info!(
+            allow = %settings.describe_allow_list(),
+            "webhooks may reach public addresses and these"
+        );
+        registry.register(
+            reaction_webhook::WebhookReaction::new(settings)
+                .context("build the webhook reaction")?,
+        );
+    }
+    #[cfg(feature = "email")]
+    if lookup("AREA_SMTP_HOST").is_some() {
+        let settings = reaction_email::SmtpSettings::from_lookup(lookup)
+            .context("configure the email reaction")?;
+        registry.register(
+            reaction_email::EmailReaction::new(settings).context("build the email reaction")?,
+        );
+    } else {
+        tracing::warn!(
+            "email is compiled in but AREA_SMTP_HOST is not set: email jobs are left to other workers"
+        );
+    }
+    #[cfg(feature = "slack")]
+    if lookup("AREA_SLACK_TOKEN").is_some() || lookup("AREA_SLACK_TOKEN_FILE").is_some() {
+        let settings = reaction_slack::SlackSettings::from_lookup(lookup)
+            .context("configure the slack reaction")?;
+        registry.register(
+            reaction_slack::SlackReaction::new(settings).context("build the slack reaction")?,
+        );
+    } else {
+        tracing::warn!(
+            "slack is compiled in but AREA_SLACK_TOKEN is not set: slack jobs are left to other workers"
+        );
+    }
+    Ok(registry)
+}
+
+/// The services this binary was compiled with, configured or not.
+pub fn compiled_services() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut services = Vec::new();
+    #[cfg(feature = "webhook")]
+    services.push("webhook");
+    #[cfg(feature = "email")]
+    services.push("email");
+    #[cfg(feature = "slack")]
+    services.push("slack");
+    services
+}
