@@ -37,6 +37,9 @@ enum Command {
         )]
         database_url: String,
     },
+    /// List or redrive dead letters.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
     /// Publish one event (its JSON) to the event stream.
     Publish {
         /// The event as JSON, e.g. '{"area_id": "..."}'.
@@ -48,6 +51,39 @@ enum Command {
         #[arg(long, env = "AREA_STREAM_PREFIX", default_value = "area:")]
         stream_prefix: String,
     },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Print dead letters, oldest first, one JSON object per line.
+    List {
+        /// Start after this dead-letter id.
+        #[arg(long)]
+        after: Option<String>,
+        /// How many at most.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
+    /// Re-publish dead letters to the stream they came from and remove them.
+    Redrive {
+        /// Dead-letter ids, as listed.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct RedisArgs {
+    /// Redis.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Key prefix.
+    #[arg(long, env = "AREA_STREAM_PREFIX", default_value = "area:")]
+    stream_prefix: String,
 }
 
 fn main() -> anyhow::Result<()> {
