@@ -103,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                 redis_url,
                 stream_prefix,
             } => publish(&event, &redis_url, &stream_prefix).await,
+            Command::DeadLetters(command) => dead_letters(command).await,
         }
     })
 }
