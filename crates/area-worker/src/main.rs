@@ -154,19 +154,61 @@ async fn migrate(database_url: &str) -> anyhow::Result<()> {
 }
 
 async fn publish(event: &str, redis_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let mut options = area_stream::RedisOptions::new(redis_url);
-    options.keys = area_stream::StreamKeys::new(prefix);
-    let redis = tokio::time::timeout(
-        Duration::from_secs(10),
-        area_stream::Redis::connect(options),
-    )
-    .await
-    .context("connect to redis: timed out")?
-    .context("connect to redis")?;
+    let redis = connect_redis(redis_url, prefix).await?;
     let id = redis
         .publish_event(event)
         .await
         .context("publish the event")?;
     println!("{id}");
     Ok(())
+}
+
+async fn dead_letters(command: DeadLetterCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLetterCommand::List {
+            after,
+            count,
+            redis,
+        } => {
+            let redis = connect_redis(&redis.redis_url, &redis.stream_prefix).await?;
+            let letters = redis
+                .dead_letters(after.as_deref(), count)
+                .await
+                .context("list dead letters")?;
+            for letter in letters {
+                println!("{}", serde_json::to_string(&letter)?);
+            }
+        }
+        DeadLetterCommand::Redrive { ids, redis } => {
+            let redis = connect_redis(&redis.redis_url, &redis.stream_prefix).await?;
+            let mut missing = 0;
+            for id in ids {
+                match redis
+                    .redrive(&id)
+                    .await
+                    .with_context(|| format!("redrive {id}"))?
+                {
+                    Some(new_id) => println!("{id} -> {new_id}"),
+                    None => {
+                        eprintln!("{id}: no such dead letter");
+                        missing += 1;
+                    }
+                }
+            }
+            anyhow::ensure!(missing == 0, "{missing} dead letter(s) not found");
+        }
+    }
+    Ok(())
+}
+
+async fn connect_redis(redis_url: &str, prefix: &str) -> anyhow::Result<area_stream::Redis> {
+    let mut options = area_stream::RedisOptions::new(redis_url);
+    options.keys = area_stream::StreamKeys::new(prefix);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        area_stream::Redis::connect(options),
+    )
+    .await
+    .context("connect to redis: timed out")?
+    .context("connect to redis")
 }
