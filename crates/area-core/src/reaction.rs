@@ -26,6 +26,15 @@ pub trait Reaction: Send + Sync + 'static {
 
     /// Runs one attempt. The engine bounds it with [`ReactionContext::timeout`].
     async fn execute(&self, context: &ReactionContext) -> Result<Outcome, ReactionError>;
+
+    /// Whether the service can drop a repeated delivery by its idempotency key
+    /// ([`ReactionContext::dedup_key`]), so an attempt whose outcome is unknown
+    /// may always be retried. Reactions that cannot be undone and have no such
+    /// key (an email, a chat message) keep the default, `false`, and their
+    /// in-doubt attempts follow the worker's in-doubt policy.
+    fn deduplicates_by_key(&self) -> bool {
+        false
+    }
 }
 
 /// What an attempt is given: the rendered configuration, the event and where the

@@ -50,6 +50,10 @@ pub struct ClaimedExecution {
     /// The reaction's configuration now; `None` when the reaction was deleted.
     #[diesel(sql_type = Nullable<Jsonb>)]
     pub config: Option<Value>,
+    /// The previous attempt's worker died mid-attempt: whether it reached the
+    /// service is unknown.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub in_doubt: bool,
 }
 
 /// The status an attempt's outcome moves its execution to.
@@ -107,18 +111,35 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut connection = self.connection().await?;
+        // SKIP LOCKED: a row another worker is claiming right now is its, not ours.
+        // A row taken over from an expired lease gets an `unknown` entry in its
+        // attempt log: that attempt may or may not have reached the service.
         let claimed = diesel::sql_query(
-            "WITH claimed AS (
+            "WITH target AS (
+                 SELECT id, status AS previous_status FROM executions
+                 WHERE id = ANY($1)
+                   AND (status = 'queued'
+                        OR (status = 'retry' AND next_attempt_at <= now())
+                        OR (status = 'running' AND lease_until < now()))
+                 FOR UPDATE SKIP LOCKED
+             ), claimed AS (
                  UPDATE executions e
                  SET status = 'running', attempt = e.attempt + 1, started_at = now(),
                      locked_by = $2, lease_until = now() + $3 * interval '1 millisecond',
-                     next_attempt_at = NULL, updated_at = now()
-                 WHERE e.id = ANY($1)
-                   AND (e.status = 'queued'
-                        OR (e.status = 'retry' AND e.next_attempt_at <= now())
-                        OR (e.status = 'running' AND e.lease_until < now()))
+                     next_attempt_at = NULL, updated_at = now(),
+                     attempts = CASE WHEN t.previous_status = 'running'
+                         THEN e.attempts || jsonb_build_array(jsonb_build_object(
+                             'attempt', e.attempt, 'status', 'unknown',
+                             'started_at', e.started_at, 'finished_at', now(),
+                             'error', jsonb_build_object(
+                                 'class', 'retryable', 'code', 'lease_expired',
+                                 'message', 'the worker running this attempt stopped before recording it; it may have reached the service',
+                                 'possible_duplicate', true)))
+                         ELSE e.attempts END
+                 FROM target t
+                 WHERE e.id = t.id
                  RETURNING e.id, e.area_id, e.reaction_id, e.event_id, e.service, e.attempt,
-                           e.input_payload, e.dedup_key
+                           e.input_payload, e.dedup_key, t.previous_status = 'running' AS in_doubt
              )
              SELECT c.*, r.config FROM claimed c LEFT JOIN reactions r ON r.id = c.reaction_id",
         )
@@ -194,6 +215,30 @@ impl Store {
         .load(&mut connection)
         .await?;
         Ok(changed.into_iter().map(|row| row.id).collect())
+    }
+
+    /// Extends the leases this worker holds on `ids` to `lease` from now; returns
+    /// how many it still held. A slow but healthy attempt keeps its execution.
+    pub async fn extend_leases(
+        &self,
+        ids: &[Uuid],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<usize, Error> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut connection = self.connection().await?;
+        let extended = diesel::sql_query(
+            "UPDATE executions SET lease_until = now() + $3 * interval '1 millisecond'
+             WHERE id = ANY($1) AND status = 'running' AND locked_by = $2",
+        )
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Text, _>(worker)
+        .bind::<Int8, _>(duration_millis(lease))
+        .execute(&mut connection)
+        .await?;
+        Ok(extended)
     }
 
     /// Retries due for longer than `grace` and runs whose lease expired longer than

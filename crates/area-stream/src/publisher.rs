@@ -107,4 +107,29 @@ impl Redis {
             .await?;
         Ok(())
     }
+
+    /// Resets the idle time of entries pending on `consumer`, so that no other
+    /// consumer claims the entries of attempts that are still running. Does not
+    /// count as a delivery.
+    pub async fn touch_pending(
+        &self,
+        stream: &str,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(&self.options.group)
+            .arg(consumer)
+            .arg(0)
+            .arg(ids)
+            .arg("JUSTID")
+            .query_async::<Vec<String>>(&mut connection)
+            .await?;
+        Ok(())
+    }
 }

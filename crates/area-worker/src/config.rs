@@ -7,6 +7,15 @@ use std::net::SocketAddr;
 use area_core::RetryPolicy;
 use clap::Args;
 
+/// What to do with an attempt whose outcome is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InDoubtPolicy {
+    /// Run it again with the same idempotency key.
+    Retry,
+    /// Record the execution as failed for a person to look at.
+    Fail,
+}
+
 /// Options of `area-worker run` (and of the subcommands that need a subset).
 #[derive(Clone, Debug, Args)]
 pub struct Config {
@@ -76,6 +85,13 @@ pub struct Config {
     /// in milliseconds.
     #[arg(long, env = "AREA_CLAIM_IDLE_MS", default_value_t = 60_000)]
     pub claim_idle_ms: u64,
+
+    /// What to do with an attempt whose worker died mid-attempt, for reactions
+    /// that cannot drop a repeated delivery (email, Slack): `retry` (may deliver
+    /// twice) or `fail` (record `failed` with code `in_doubt` for a person to
+    /// check). Webhooks always retry: receivers drop repeats by `webhook-id`.
+    #[arg(long, env = "AREA_IN_DOUBT_POLICY", value_enum, default_value_t = InDoubtPolicy::Retry)]
+    pub in_doubt_policy: InDoubtPolicy,
 
     /// Deliveries after which an entry is dead-lettered as poison.
     #[arg(long, env = "AREA_MAX_DELIVERIES", default_value_t = 10)]

@@ -103,6 +103,7 @@ pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
         lease: Duration::from_millis(config.lease_ms),
         claim_idle: Duration::from_millis(config.claim_idle_ms),
         max_deliveries: config.max_deliveries,
+        fail_in_doubt: config.in_doubt_policy == config::InDoubtPolicy::Fail,
         decode_limits: DecodeLimits {
             max_bytes: config.max_event_bytes,
             max_depth: 64,

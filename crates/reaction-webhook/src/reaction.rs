@@ -92,6 +92,12 @@ impl Reaction for WebhookReaction {
         SERVICE
     }
 
+    /// Every request carries the execution's dedup key as `webhook-id`, so a
+    /// receiver can drop a repeated delivery.
+    fn deduplicates_by_key(&self) -> bool {
+        true
+    }
+
     fn validate(&self, config: &Value) -> Result<(), ConfigError> {
         WebhookConfig::parse(config).map(drop)
     }

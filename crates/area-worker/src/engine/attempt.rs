@@ -89,6 +89,17 @@ fn prepare(
             "the reaction no longer exists",
         ));
     };
+    let reaction = shared
+        .registry
+        .get(&execution.service)
+        .expect("jobs are read only from streams of registered services");
+    if execution.in_doubt && shared.settings.fail_in_doubt && !reaction.deduplicates_by_key() {
+        return Err(ReactionError::permanent(
+            "in_doubt",
+            "the previous attempt's worker stopped mid-attempt and this reaction cannot drop a \
+             repeat; failed by the in-doubt policy for a person to check whether it was delivered",
+        ));
+    }
     if let Some(overrides) = config
         .as_object_mut()
         .and_then(|fields| fields.remove(RETRY_KEY))
@@ -99,10 +110,6 @@ fn prepare(
         .map_err(|error| ReactionError::permanent("invalid_event", error.to_string()))?;
     let rendered = render_config(&config, &event)
         .map_err(|error| ReactionError::permanent("template", error.to_string()))?;
-    let reaction = shared
-        .registry
-        .get(&execution.service)
-        .expect("jobs are read only from streams of registered services");
     reaction.validate(&rendered)?;
 
     Ok(ReactionContext {

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::Shared;
 use super::attempt;
 use super::backoff::until_ok;
+use super::lease::{self, Held};
 use super::reader::{ReadLoop, reader_loop};
 use super::recorder::{self, Finished};
 
@@ -27,11 +28,20 @@ use super::recorder::{self, Finished};
 pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: CancellationToken) {
     let stream = shared.redis.keys().jobs(service);
     let (results, receiver) = mpsc::channel(shared.settings.concurrency);
+    let held = Held::default();
     let recorder = tokio::spawn(recorder::run(
         shared.clone(),
         service,
         stream.clone(),
         receiver,
+        held.clone(),
+    ));
+    let keeper_stop = CancellationToken::new();
+    let keeper = tokio::spawn(lease::keep(
+        shared.clone(),
+        stream.clone(),
+        held.clone(),
+        keeper_stop.clone(),
     ));
 
     let executor = Executor {
@@ -42,6 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: Ca
         reserved: Vec::new(),
         results,
         attempts: JoinSet::new(),
+        held,
     };
     let mut executor = reader_loop(shared.clone(), stream, shutdown, executor).await;
 
@@ -55,6 +66,8 @@ pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: Ca
     if let Err(error) = recorder.await {
         tracing::error!(service, error = %error, "recorder task failed");
     }
+    keeper_stop.cancel();
+    let _ = keeper.await;
 }
 
 struct Executor {
@@ -67,6 +80,8 @@ struct Executor {
     /// Closing this (dropping the executor) tells the recorder no more results come.
     results: mpsc::Sender<Finished>,
     attempts: JoinSet<()>,
+    /// Attempts whose lease the keeper refreshes until the recorder stores them.
+    held: Held,
 }
 
 impl ReadLoop for Executor {
@@ -144,6 +159,7 @@ impl Executor {
                 .expect("one permit was reserved per entry read");
             let shared = self.shared.clone();
             let results = self.results.clone();
+            self.held.insert(execution.id, entry_id.clone());
             shared.state.attempt_started();
             self.attempts.spawn(async move {
                 let started = Instant::now();

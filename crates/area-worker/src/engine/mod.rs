@@ -24,6 +24,7 @@ mod attempt;
 mod backoff;
 mod executor;
 mod fanout;
+mod lease;
 mod reader;
 mod recorder;
 mod sanitize;
@@ -61,6 +62,8 @@ pub struct EngineSettings {
     pub claim_idle: Duration,
     /// Deliveries after which an entry is poison.
     pub max_deliveries: u64,
+    /// Whether in-doubt attempts of non-deduplicating reactions fail.
+    pub fail_in_doubt: bool,
     /// Bounds on events.
     pub decode_limits: DecodeLimits,
     /// Scheduler period.

@@ -84,10 +84,12 @@ pub(crate) async fn reader_loop<H: ReadLoop>(
             Err(error) => {
                 handler.release();
                 if error.is_missing_group() {
+                    // Recreated at once; should it vanish again, the backoff below
+                    // keeps a repeating loss from becoming a busy loop.
                     recreate_group(&shared, &stream).await;
-                    continue;
+                } else {
+                    tracing::warn!(stream = %stream, error = %error, "stream read failed, retrying");
                 }
-                tracing::warn!(stream = %stream, error = %error, "stream read failed, retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(failure_delay) => {}
@@ -168,6 +170,5 @@ async fn recreate_group(shared: &Shared, stream: &str) {
     metrics::counter!("area_group_recreated_total", "stream" => stream.to_owned()).increment(1);
     if let Err(error) = shared.redis.ensure_group(stream).await {
         tracing::warn!(stream, error = %error, "cannot recreate the group yet");
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::Shared;
 use super::backoff::{Abandoned, until_ok};
+use super::lease::Held;
 
 /// A finished attempt waiting to be recorded.
 pub(crate) struct Finished {
@@ -37,6 +38,7 @@ pub(crate) async fn run(
     service: &'static str,
     stream: String,
     mut receiver: mpsc::Receiver<Finished>,
+    held: Held,
 ) {
     let limit = shared.settings.batch_size;
     let mut batch: Vec<Finished> = Vec::with_capacity(limit);
@@ -45,6 +47,7 @@ pub(crate) async fn run(
             // The hard stop fired: leave the rest pending for other workers.
             return;
         }
+        held.remove(batch.iter().map(|finished| finished.record.id));
         batch.clear();
     }
 }
