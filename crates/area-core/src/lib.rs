@@ -10,6 +10,8 @@ pub mod reaction;
 pub mod registry;
 pub mod retry;
 pub mod template;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod text;
 
 pub use event::{AreaId, DecodeLimits, Event, EventError, EventId};
