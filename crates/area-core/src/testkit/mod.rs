@@ -95,6 +95,8 @@ pub struct Conformance {
     template: Option<Value>,
     failures: Vec<Failure>,
     hang: HangCase,
+    /// Why the reaction has no failure case, when that was declared.
+    failures_waived: Option<String>,
     secrets: Vec<String>,
 }
 
@@ -170,6 +172,7 @@ impl Conformance {
             template: None,
             failures: Vec::new(),
             hang: HangCase::Missing,
+            failures_waived: None,
             secrets: Vec::new(),
         }
     }
@@ -212,6 +215,13 @@ impl Conformance {
         self
     }
 
+    /// Runs without failure cases, for a reaction that does no I/O yet;
+    /// `reason` says why. Every run prints the waiver, so it stays visible.
+    pub fn without_failures(mut self, reason: &str) -> Self {
+        self.failures_waived = Some(reason.to_owned());
+        self
+    }
+
     /// A string that must never appear in an error or an output.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secrets.push(secret.into());
@@ -233,6 +243,9 @@ impl Conformance {
             seen: Vec::new(),
             report: Report::default(),
         };
+        for waiver in self.waivers() {
+            eprintln!("conformance of `{}`: {waiver}", self.reaction.service());
+        }
         self.check_service(&mut run);
         self.check_invalid_configs(&mut run).await;
         self.check_template(&mut run).await;
@@ -243,8 +256,8 @@ impl Conformance {
         if run.violations.is_empty() {
             return Ok(run.report);
         }
-        if let HangCase::Waived(reason) = &self.hang {
-            run.violate(format!("(no hang case was run: {reason})"));
+        for waiver in self.waivers() {
+            run.violate(format!("({waiver})"));
         }
         // Violations quote configs and errors, which may hold the secrets.
         let violations = run
@@ -253,6 +266,18 @@ impl Conformance {
             .map(|violation| redact(violation, &self.secrets))
             .collect();
         Err(Violations(violations))
+    }
+
+    /// The checks this run skips, and why.
+    fn waivers(&self) -> Vec<String> {
+        let mut waivers = Vec::new();
+        if let Some(reason) = &self.failures_waived {
+            waivers.push(format!("no failure case was run: {reason}"));
+        }
+        if let HangCase::Waived(reason) = &self.hang {
+            waivers.push(format!("no hang case was run: {reason}"));
+        }
+        waivers
     }
 }
 
@@ -428,6 +453,33 @@ mod tests {
         ] {
             assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
         }
+    }
+
+    #[tokio::test]
+    async fn waived_cases_are_skipped_but_named_when_something_else_fails() {
+        let conformance = || {
+            Conformance::new(Toy {
+                leaks_secret: false,
+                ignores_timeout: false,
+            })
+            .invalid_config(json!({}), "target")
+            .template(json!({"target": "{{ event.id }}"}))
+            .without_failures("no service yet")
+            .without_hang("no service yet")
+        };
+        let report = conformance().run().await;
+        assert!(report.failures.is_empty() && report.hang.is_none());
+
+        let violations = conformance()
+            .invalid_config(json!({"target": "fine"}), "target")
+            .check()
+            .await
+            .expect_err("a valid config is declared invalid")
+            .0;
+        assert!(
+            violations.contains(&"(no failure case was run: no service yet)".to_owned()),
+            "{violations:?}"
+        );
     }
 
     #[tokio::test]
