@@ -14,6 +14,7 @@ mod fanout;
 mod migrate;
 mod models;
 mod pool;
+mod queries;
 mod schema;
 mod seed;
 
@@ -23,4 +24,5 @@ pub use fanout::{AreaPlan, NewExecution, PlannedReaction, QueuedExecution};
 pub use migrate::{create_database_if_missing, database_name, run_migrations};
 pub use models::{ExecutionRow, ExecutionStatus};
 pub use pool::{Store, StoreOptions};
+pub use queries::{CancelOutcome, ExecutionCursor, ExecutionFilter, RetryOutcome, StatusCount};
 pub use seed::{NewArea, NewReaction};

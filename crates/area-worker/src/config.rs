@@ -3,9 +3,11 @@
 //! that run against a local Redis and PostgreSQL.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use area_core::RetryPolicy;
 use clap::Args;
+use secrecy::SecretString;
 
 /// What to do with an attempt whose outcome is unknown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -47,6 +49,16 @@ pub struct Config {
     /// Where the REST API listens.
     #[arg(long, env = "AREA_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: SocketAddr,
+
+    /// Bearer token that mutating API routes require. Without one, they are
+    /// open on a loopback address and refused on any other. Prefer the
+    /// environment (or the file) to the flag, which other users can see.
+    #[arg(long, env = "AREA_API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub api_token: Option<SecretString>,
+
+    /// A file whose first line is the API token, instead of `AREA_API_TOKEN`.
+    #[arg(long, env = "AREA_API_TOKEN_FILE", conflicts_with = "api_token")]
+    pub api_token_file: Option<PathBuf>,
 
     /// Reactions in flight per service in this process.
     #[arg(long, env = "AREA_CONCURRENCY", default_value_t = 256)]
@@ -137,6 +149,28 @@ impl Config {
         RetryPolicy::from_lookup(lookup)
     }
 
+    /// The API token, from `AREA_API_TOKEN` or the first line of
+    /// `AREA_API_TOKEN_FILE`; `None` when neither is set.
+    pub fn resolve_api_token(&self) -> Result<Option<SecretString>, String> {
+        if let Some(token) = &self.api_token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.api_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            format!(
+                "cannot read AREA_API_TOKEN_FILE {}: {error}",
+                path.display()
+            )
+        })?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(format!("AREA_API_TOKEN_FILE {} is empty", path.display()));
+        }
+        Ok(Some(SecretString::from(token)))
+    }
+
     /// The consumer name, defaulting to `<hostname>-<pid>`.
     pub fn consumer_name(&self) -> String {
         self.consumer.clone().unwrap_or_else(|| {
@@ -178,4 +212,11 @@ impl Config {
         }
         Ok(warnings)
     }
+}
+
+fn parse_secret(text: &str) -> Result<SecretString, String> {
+    if text.trim().is_empty() {
+        return Err("the API token is empty".into());
+    }
+    Ok(SecretString::from(text.trim()))
 }

@@ -44,17 +44,32 @@ pub async fn run(
         tracing::warn!("{warning}");
     }
     let settings = engine_settings(&config)?;
+    let api_addr = listener.local_addr().context("read the API address")?;
+    let access = api::MutationAccess::new(
+        config
+            .resolve_api_token()
+            .map_err(anyhow::Error::msg)?
+            .as_ref(),
+        api_addr,
+    );
+    // Installed before the engine starts, so that its first counts are kept.
+    let metrics = api::metrics::handle();
     tracing::info!(
         worker = %settings.worker,
         services = ?registry.services(),
         concurrency = settings.concurrency,
-        api = %listener.local_addr().context("read the API address")?,
+        api = %api_addr,
         "starting"
     );
+    match access {
+        api::MutationAccess::Refused => tracing::warn!("{}", access.describe(api_addr)),
+        _ => tracing::info!("{}", access.describe(api_addr)),
+    }
 
     let store = Store::lazy(&store_options(&config)).context("build the database pool")?;
     let redis = connect_redis(&config, &shutdown).await?;
     let state = Arc::new(EngineState::default());
+    let (worker, decode_limits) = (settings.worker.clone(), settings.decode_limits);
     let engine = Engine::start(
         store.clone(),
         redis.clone(),
@@ -66,12 +81,10 @@ pub async fn run(
     .await?;
     state.set_ready(true);
 
-    let api_state = api::ApiState {
-        store,
-        redis,
-        registry,
-        state: state.clone(),
-    };
+    let mut api_state = api::ApiState::new(store, redis, registry, state.clone(), worker);
+    api_state.access = access;
+    api_state.metrics = metrics;
+    api_state.decode_limits = decode_limits;
     let api_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(api_state))

@@ -1,4 +1,5 @@
-//! `area-worker`: run the worker, apply migrations, publish an event.
+//! `area-worker`: run the worker, apply migrations, publish an event, show a
+//! running worker's status.
 
 use std::time::Duration;
 
@@ -50,6 +51,12 @@ enum Command {
         /// Key prefix.
         #[arg(long, env = "AREA_STREAM_PREFIX", default_value = "area:")]
         stream_prefix: String,
+    },
+    /// Print the status and execution statistics of a running worker.
+    Status {
+        /// The worker's API, e.g. `http://127.0.0.1:8080`.
+        #[arg(long, env = "AREA_API_URL", default_value = "http://127.0.0.1:8080")]
+        api_url: String,
     },
 }
 
@@ -103,6 +110,13 @@ fn main() -> anyhow::Result<()> {
                 redis_url,
                 stream_prefix,
             } => publish(&event, &redis_url, &stream_prefix).await,
+            Command::Status { api_url } => {
+                print!(
+                    "{}",
+                    area_worker::api::client::status_report(&api_url).await?
+                );
+                Ok(())
+            }
             Command::DeadLetters(command) => dead_letters(command).await,
         }
     })

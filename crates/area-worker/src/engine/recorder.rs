@@ -125,6 +125,16 @@ async fn record_batch(
         };
         metrics::counter!("area_attempts_total", "service" => service, "status" => status)
             .increment(1);
+        match status {
+            "ok" | "failed" => {
+                metrics::counter!("area_executions_total", "service" => service, "status" => status)
+                    .increment(1)
+            }
+            "retry" => {
+                metrics::counter!("area_retries_scheduled_total", "service" => service).increment(1)
+            }
+            _ => {}
+        }
         metrics::histogram!("area_attempt_to_record_seconds", "service" => service)
             .record(finished.started.elapsed().as_secs_f64());
     }
