@@ -2,4 +2,5 @@
 //! loopback HTTP receiver. Each test has its own database and key prefix.
 
 mod dead_letters;
+mod faults;
 mod pipeline;

@@ -7,7 +7,9 @@
 //! parallel and leave nothing behind. A service that cannot be reached fails
 //! the test with the URL tried and how to start the service.
 
+pub mod process;
 pub mod receiver;
+pub mod smtp;
 pub mod worker;
 
 use std::time::Duration;
@@ -18,7 +20,9 @@ use area_stream::{Redis, RedisOptions, StreamKeys};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use process::{PrivatePostgres, PrivateRedis, WorkerProcess};
 pub use receiver::{ReceivedRequest, Receiver};
+pub use smtp::SmtpSink;
 pub use worker::{TestWorker, WorkerOptions};
 
 /// The server-level URLs the tests use.
@@ -42,16 +46,29 @@ pub struct TestEnv {
     pub store: Store,
     /// A handle on Redis under the test's prefix.
     pub redis: Redis,
+    /// The Redis server's URL.
+    pub redis_url: String,
     database_name: String,
+    server_url: String,
 }
 
 impl TestEnv {
-    /// Creates and migrates a database of the test's own.
+    /// Creates and migrates a database of the test's own on the shared servers.
     pub async fn new() -> anyhow::Result<Self> {
+        Self::on_servers(&database_server_url(), &redis_url()).await
+    }
+
+    /// As [`TestEnv::new`], on the given PostgreSQL server and Redis.
+    pub async fn on_servers(server_url: &str, redis_url: &str) -> anyhow::Result<Self> {
         area_worker::install_crypto_provider();
+        // RUST_LOG=area_worker=debug shows the in-process workers' logs.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let id = Uuid::new_v4().simple().to_string();
         let database_name = format!("area_test_{id}");
-        let mut url = url::Url::parse(&database_server_url()).context("parse DATABASE_URL")?;
+        let mut url = url::Url::parse(server_url).context("parse DATABASE_URL")?;
         url.set_path(&format!("/{database_name}"));
         let database_url = url.to_string();
 
@@ -61,7 +78,7 @@ impl TestEnv {
                 format!(
                     "cannot create a test database at {}: is PostgreSQL running? \
                  (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)",
-                    database_server_url()
+                    server_url
                 )
             })?;
         area_store::run_migrations(&database_url)
@@ -70,7 +87,7 @@ impl TestEnv {
         let store = Store::connect(&StoreOptions::new(&database_url)).await?;
 
         let prefix = format!("test:{id}:");
-        let mut options = RedisOptions::new(redis_url());
+        let mut options = RedisOptions::new(redis_url);
         options.keys = StreamKeys::new(&prefix);
         let redis = tokio::time::timeout(Duration::from_secs(5), Redis::connect(options))
             .await
@@ -79,7 +96,7 @@ impl TestEnv {
             .with_context(|| {
                 format!(
                     "cannot reach Redis at {}: is it running? (redis-server --daemonize yes --port 6379)",
-                    redis_url()
+                    redis_url
                 )
             })?;
         Ok(Self {
@@ -87,7 +104,9 @@ impl TestEnv {
             prefix,
             store,
             redis,
+            redis_url: redis_url.to_owned(),
             database_name,
+            server_url: server_url.to_owned(),
         })
     }
 
@@ -156,6 +175,8 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let name = self.database_name.clone();
         let prefix = self.prefix.clone();
+        let server_url = self.server_url.clone();
+        let redis_url = self.redis_url.clone();
         // Async work cannot run in Drop; a short-lived runtime on its own thread
         // does it without touching the test's runtime.
         let cleanup = std::thread::spawn(move || {
@@ -164,18 +185,18 @@ impl Drop for TestEnv {
                 .build();
             let Ok(runtime) = runtime else { return };
             runtime.block_on(async move {
-                drop_database(&name).await;
-                delete_keys(&prefix).await;
+                drop_database(&server_url, &name).await;
+                delete_keys(&redis_url, &prefix).await;
             });
         });
         let _ = cleanup.join();
     }
 }
 
-async fn drop_database(name: &str) {
+async fn drop_database(server_url: &str, name: &str) {
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-    let Ok(mut url) = url::Url::parse(&database_server_url()) else {
+    let Ok(mut url) = url::Url::parse(server_url) else {
         return;
     };
     url.set_path("/postgres");
@@ -185,8 +206,8 @@ async fn drop_database(name: &str) {
     }
 }
 
-async fn delete_keys(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else {
+async fn delete_keys(redis_url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url) else {
         return;
     };
     let Ok(mut connection) = client.get_multiplexed_async_connection().await else {

@@ -7,7 +7,7 @@ use area_worker::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{TestEnv, redis_url};
+use crate::TestEnv;
 
 /// Settings a test may change; the rest are the worker's defaults.
 #[derive(Clone, Debug)]
@@ -23,7 +23,7 @@ impl WorkerOptions {
     /// webhooks allowed to reach loopback.
     pub fn for_env(env: &TestEnv) -> Self {
         let mut config = Config::defaults();
-        config.redis_url = redis_url();
+        config.redis_url = env.redis_url.clone();
         config.database_url = env.database_url.clone();
         config.stream_prefix = env.prefix.clone();
         config.api_addr = "127.0.0.1:0".parse().expect("a valid socket address");
