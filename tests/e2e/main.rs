@@ -1,6 +1,7 @@
 //! End-to-end tests of the worker against real Redis, real PostgreSQL and a
 //! loopback HTTP receiver. Each test has its own database and key prefix.
 
+mod api;
 mod dead_letters;
 mod faults;
 mod pipeline;

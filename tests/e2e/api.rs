@@ -1,0 +1,970 @@
+//! The REST API at the router: every route's success and error paths, called
+//! with `oneshot` against the test's own database and Redis keys. No engine
+//! runs here; the tests put the rows and entries in place themselves.
+
+use std::sync::Arc;
+
+use area_e2e::TestEnv;
+use area_store::{AttemptRecord, NewExecution, RecordedStatus};
+use area_stream::{Consumer, DeadLetterReason, Entry, Job, ScheduledRetry};
+use area_worker::EngineState;
+use area_worker::api::{self, ApiState, MutationAccess};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// A router over the test's environment, with the state it steers.
+struct Api {
+    env: TestEnv,
+    state: ApiState,
+    router: Router,
+}
+
+impl Api {
+    async fn new() -> anyhow::Result<Self> {
+        Self::with_access(|_| MutationAccess::Open).await
+    }
+
+    async fn with_access(access: impl Fn(&TestEnv) -> MutationAccess) -> anyhow::Result<Self> {
+        let env = TestEnv::new().await?;
+        let lookup = |name: &str| (name == "AREA_WEBHOOK_ALLOW").then(|| "127.0.0.1".to_owned());
+        let registry = area_worker::reactions::registry_from_lookup(&lookup)?;
+        let mut state = ApiState::new(
+            env.store.clone(),
+            env.redis.clone(),
+            registry,
+            Arc::new(EngineState::default()),
+            "router-test",
+        );
+        state.access = access(&env);
+        let router = api::router(state.clone());
+        Ok(Self { env, state, router })
+    }
+
+    async fn get(&self, uri: &str) -> anyhow::Result<(StatusCode, Value)> {
+        self.call(Method::GET, uri, None, None).await
+    }
+
+    async fn post(&self, uri: &str, body: Option<&str>) -> anyhow::Result<(StatusCode, Value)> {
+        self.call(Method::POST, uri, body, None).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+        authorization: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        let request = request.body(Body::from(body.unwrap_or_default().to_owned()))?;
+        let response = self.router.clone().oneshot(request).await?;
+        let status = response.status();
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/json"));
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        let value = if is_json {
+            serde_json::from_slice(&bytes)?
+        } else {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        Ok((status, value))
+    }
+
+    /// One execution row of `event_id`, queued, for a new reaction of `area_id`.
+    async fn execution(
+        &self,
+        area_id: Uuid,
+        event_id: &str,
+        service: &str,
+    ) -> anyhow::Result<Uuid> {
+        let reaction_id = Uuid::new_v4();
+        let id = Uuid::now_v7();
+        self.env
+            .store
+            .insert_executions(&[NewExecution {
+                id,
+                area_id,
+                reaction_id,
+                event_id: event_id.to_owned(),
+                service: service.to_owned(),
+                input_payload: json!({"id": event_id, "area_id": area_id}),
+                correlation_id: None,
+                dedup_key: NewExecution::dedup_key(event_id, reaction_id),
+            }])
+            .await?;
+        Ok(id)
+    }
+
+    /// Sets a row's status behind the store's back, as a finished run would.
+    async fn set_status(&self, id: Uuid, status: &str) -> anyhow::Result<()> {
+        self.sql(&format!(
+            "UPDATE executions SET status = '{status}', attempt = 1 WHERE id = '{id}'"
+        ))
+        .await
+    }
+
+    async fn sql(&self, statement: &str) -> anyhow::Result<()> {
+        let mut connection = AsyncPgConnection::establish(&self.env.database_url).await?;
+        diesel::sql_query(statement)
+            .execute(&mut connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Asserts the error shape and code, and returns the message.
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_and_unknown_routes_and_methods_answer_json_errors() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+
+    let (status, body) = api.get("/healthz").await?;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+
+    let (status, body) = api.get("/api/nothing-here").await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+
+    let (status, body) = api
+        .call(Method::DELETE, "/api/executions", None, None)
+        .await?;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&body), "method_not_allowed");
+    let (status, body) = api.get("/api/worker/pause").await?;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_needs_a_started_engine_and_the_groups() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+
+    let (status, body) = api.get("/readyz").await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(&body), "unavailable");
+
+    api.state.state.set_ready(true);
+    let (status, body) = api.get("/readyz").await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("group is missing"),
+        "{body}"
+    );
+
+    let (status, _) = api.post("/api/worker/initialize-stream", None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.get("/readyz").await?;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_stream_creates_groups_once() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let keys = api.env.redis.keys().clone();
+
+    let (status, first) = api.post("/api/worker/initialize-stream", None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        first,
+        json!({"streams": [
+            {"stream": keys.events(), "created": true},
+            {"stream": keys.jobs("webhook"), "created": true},
+        ]})
+    );
+    let (status, second) = api.post("/api/worker/initialize-stream", None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        second["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|stream| stream["created"] == false),
+        "the second call creates nothing: {second}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_pause_and_resume() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+
+    let (status, body) = api.get("/api/worker/status").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["consumer"], "router-test");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["services"], json!(["webhook"]));
+    assert_eq!(body["state"], "running");
+    assert_eq!(body["in_flight"], 0);
+    assert_eq!(body["group"], "area-workers");
+    assert_eq!(body["stream_prefix"], api.env.prefix.as_str());
+
+    let (status, body) = api.post("/api/worker/pause", None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"state": "paused", "in_flight": 0}));
+    assert!(api.state.state.is_paused(), "the engine sees the pause");
+    let (_, body) = api.post("/api/worker/pause", None).await?;
+    assert_eq!(body["state"], "paused", "pausing twice is fine");
+    let (_, body) = api.get("/api/worker/status").await?;
+    assert_eq!(body["state"], "paused");
+
+    let (status, body) = api.post("/api/worker/resume", None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["state"], "running");
+    assert!(!api.state.state.is_paused());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_count_every_status_overall_and_per_service() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let (status, empty) = api.get("/api/worker/statistics").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty["total"], 0);
+    assert_eq!(empty["by_status"]["canceled"], 0, "every status is listed");
+
+    let area_id = Uuid::new_v4();
+    for (event, service, status) in [
+        ("a", "webhook", "ok"),
+        ("b", "webhook", "ok"),
+        ("c", "webhook", "failed"),
+        ("d", "slack", "retry"),
+        ("e", "slack", "queued"),
+    ] {
+        let id = api.execution(area_id, event, service).await?;
+        api.set_status(id, status).await?;
+    }
+
+    let (status, body) = api.get("/api/worker/statistics").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total"], 5);
+    assert_eq!(
+        body["by_status"],
+        json!({"queued": 1, "running": 0, "ok": 2, "retry": 1, "failed": 1, "canceled": 0})
+    );
+    assert_eq!(body["services"]["webhook"]["total"], 3);
+    assert_eq!(body["services"]["webhook"]["by_status"]["ok"], 2);
+    assert_eq!(body["services"]["slack"]["by_status"]["retry"], 1);
+    assert_eq!(body["services"]["slack"]["by_status"]["ok"], 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_info_shows_backlog_pending_lag_dead_letters_and_retries() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let keys = api.env.redis.keys().clone();
+
+    let (_, before) = api.get("/api/worker/stream-info").await?;
+    assert_eq!(before["events"]["exists"], false, "{before}");
+
+    api.post("/api/worker/initialize-stream", None).await?;
+    for index in 0..3 {
+        api.env
+            .publish(&json!({"id": format!("e{index}"), "area_id": Uuid::new_v4()}))
+            .await?;
+    }
+    let mut consumer = Consumer::new(&api.env.redis, &keys.events(), "reader-1").await?;
+    assert_eq!(consumer.read(1).await?.len(), 1);
+    let entry = Entry {
+        id: "1-0".into(),
+        fields: vec![("event".into(), b"{".to_vec())],
+        delivery_count: None,
+    };
+    api.env
+        .redis
+        .dead_letter(
+            &keys.events(),
+            &entry,
+            &DeadLetterReason::new("invalid_json", "bad"),
+        )
+        .await?;
+    api.env
+        .redis
+        .schedule_retries(&[ScheduledRetry {
+            service: "webhook".into(),
+            execution_id: Uuid::new_v4(),
+            due_at_ms: 4_102_444_800_000,
+        }])
+        .await?;
+    api.env
+        .redis
+        .enqueue_jobs(&[Job {
+            service: "slack".into(),
+            execution_id: Uuid::new_v4(),
+        }])
+        .await?;
+
+    let (status, body) = api.get("/api/worker/stream-info").await?;
+    assert_eq!(status, StatusCode::OK);
+    let events = &body["events"];
+    assert_eq!(events["stream"], keys.events().as_str());
+    assert_eq!(events["length"], 3);
+    let group = &events["groups"][0];
+    assert_eq!(group["name"], "area-workers");
+    assert_eq!(group["pending"], 1);
+    assert_eq!(group["lag"], 2, "{body}");
+    assert!(group["oldest_pending_age_ms"].as_u64().is_some(), "{body}");
+    assert_eq!(group["consumers"][0]["name"], "reader-1");
+    assert_eq!(group["consumers"][0]["pending"], 1);
+
+    let jobs = body["jobs"].as_array().unwrap();
+    let slack = jobs
+        .iter()
+        .find(|stream| stream["service"] == "slack")
+        .unwrap_or_else(|| panic!("a job stream nobody serves is listed: {body}"));
+    assert_eq!(slack["served"], false);
+    assert_eq!(slack["length"], 1);
+    let webhook = jobs
+        .iter()
+        .find(|stream| stream["service"] == "webhook")
+        .unwrap();
+    assert_eq!(webhook["served"], true);
+    assert_eq!(body["dead_letters"]["length"], 1);
+    assert_eq!(body["retry_schedule"]["size"], 1);
+    assert_eq!(
+        body["retry_schedule"]["next_due_at_ms"],
+        4_102_444_800_000_i64
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_render_prometheus_text_with_stream_gauges() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    api.post("/api/worker/initialize-stream", None).await?;
+    api.env.publish(&json!({"area_id": Uuid::new_v4()})).await?;
+    api.env.publish(&json!({"area_id": Uuid::new_v4()})).await?;
+
+    let (status, Value::String(text)) = api.get("/metrics").await? else {
+        panic!("/metrics is text");
+    };
+    assert_eq!(status, StatusCode::OK);
+    let events = api.env.redis.keys().events();
+    for line in [
+        format!("area_stream_length{{stream=\"{events}\"}} 2"),
+        format!("area_stream_lag{{stream=\"{events}\"}} 2"),
+        format!("area_stream_pending{{stream=\"{events}\"}} 0"),
+    ] {
+        assert!(
+            text.lines().any(|candidate| candidate == line),
+            "no `{line}` in:\n{text}"
+        );
+    }
+    assert!(text.contains("# TYPE area_stream_length gauge"), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_describes_every_route_and_the_bearer_scheme() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let (status, document) = api.get("/api/openapi.json").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/api/openapi.json", "get"),
+        ("/api/worker/status", "get"),
+        ("/api/worker/statistics", "get"),
+        ("/api/worker/stream-info", "get"),
+        ("/api/worker/pause", "post"),
+        ("/api/worker/resume", "post"),
+        ("/api/worker/initialize-stream", "post"),
+        ("/api/events", "post"),
+        ("/api/executions", "get"),
+        ("/api/executions/{id}", "get"),
+        ("/api/executions/{id}/cancel", "post"),
+        ("/api/executions/{id}/retry", "post"),
+        ("/api/dead-letters", "get"),
+        ("/api/dead-letters/{id}/redrive", "post"),
+    ] {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(document["paths"]["/api/worker/pause"]["post"]["security"].is_array());
+    assert!(document["paths"]["/api/worker/status"]["get"]["security"].is_null());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_an_event_answers_202_or_names_the_bad_field() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let (area_id, _) = api
+        .env
+        .area(&[("webhook", json!({"url": "http://127.0.0.1:9/"}))])
+        .await?;
+
+    let event = json!({"id": "evt-api", "area_id": area_id, "payload": {"n": 1}}).to_string();
+    let (status, body) = api.post("/api/events", Some(&event)).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["stream"], api.env.redis.keys().events().as_str());
+    let entry_id = body["id"].as_str().unwrap();
+    let info = api
+        .env
+        .redis
+        .stream_info(&api.env.redis.keys().events())
+        .await?;
+    assert_eq!(info.length, 1);
+    assert!(entry_id.contains('-'), "a stream entry id: {entry_id}");
+
+    let unknown = Uuid::new_v4();
+    for (body, status, field) in [
+        (json!({"id": "x"}).to_string(), 422, Some("area_id")),
+        (json!({"area_id": "nope"}).to_string(), 422, Some("area_id")),
+        (
+            json!({"area_id": unknown}).to_string(),
+            422,
+            Some("area_id"),
+        ),
+        (
+            json!({"area_id": area_id, "occurred_at": "soon"}).to_string(),
+            422,
+            Some("occurred_at"),
+        ),
+        (
+            json!({"area_id": area_id, "correlation_id": 5}).to_string(),
+            422,
+            Some("correlation_id"),
+        ),
+        ("[1, 2]".to_owned(), 422, None),
+        ("{not json".to_owned(), 400, None),
+        ("x".repeat(1024 * 1024 + 20 * 1024), 413, None),
+    ] {
+        let (answered, error) = api.post("/api/events", Some(&body)).await?;
+        assert_eq!(answered.as_u16(), status, "{error}");
+        assert_eq!(error["error"]["field"].as_str(), field, "{error}");
+    }
+    let info = api
+        .env
+        .redis
+        .stream_info(&api.env.redis.keys().events())
+        .await?;
+    assert_eq!(info.length, 1, "rejected events are not published");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_are_listed_newest_first_with_filters_and_a_cursor() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let (area_a, area_b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut ids = Vec::new();
+    for (area, event, service) in [
+        (area_a, "e1", "webhook"),
+        (area_a, "e1", "slack"),
+        (area_a, "e2", "webhook"),
+        (area_b, "e3", "webhook"),
+        (area_b, "e4", "webhook"),
+    ] {
+        ids.push(api.execution(area, event, service).await?);
+        // Distinct queued_at values keep the expected order unambiguous.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    api.set_status(ids[2], "failed").await?;
+
+    let (status, page) = api.get("/api/executions").await?;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<String> = ids.iter().rev().map(Uuid::to_string).collect();
+    assert_eq!(listed, newest_first);
+    assert!(page["next_cursor"].is_null());
+
+    let count = |page: &Value| page["items"].as_array().unwrap().len();
+    for (query, expected) in [
+        (format!("area_id={area_a}"), 3),
+        (format!("area_id={area_b}&event_id=e3"), 1),
+        ("service=slack".to_owned(), 1),
+        ("status=failed".to_owned(), 1),
+        ("status=queued&service=webhook".to_owned(), 3),
+        (format!("reaction_id={}", Uuid::new_v4()), 0),
+        (
+            "from=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z".to_owned(),
+            5,
+        ),
+        ("until=2000-01-01T00:00:00Z".to_owned(), 0),
+    ] {
+        let (status, page) = api.get(&format!("/api/executions?{query}")).await?;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        assert_eq!(count(&page), expected, "{query}: {page}");
+    }
+
+    let mut walked = Vec::new();
+    let mut uri = "/api/executions?limit=2".to_owned();
+    loop {
+        let (status, page) = api.get(&uri).await?;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(count(&page) <= 2);
+        walked.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/api/executions?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, newest_first, "pages neither skip nor repeat rows");
+
+    for (query, field) in [
+        ("status=done", "status"),
+        ("area_id=12", "area_id"),
+        ("reaction_id=x", "reaction_id"),
+        ("from=yesterday", "from"),
+        ("until=0000-01-01T00:00:00Z", "until"),
+        ("cursor=garbage", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=ten", "limit"),
+        ("event_id=a%00b", "event_id"),
+    ] {
+        let (status, error) = api.get(&format!("/api/executions?{query}")).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        assert_eq!(error["error"]["field"], field, "{query}: {error}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_is_shown_with_its_attempts() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let id = api.execution(Uuid::new_v4(), "evt-show", "webhook").await?;
+    let claimed = api
+        .env
+        .store
+        .claim_executions(&[id], "w1", std::time::Duration::from_secs(60))
+        .await?;
+    assert_eq!(claimed.len(), 1);
+    api.env
+        .store
+        .record_attempts(
+            &[AttemptRecord {
+                id,
+                attempt: 1,
+                status: RecordedStatus::Failed,
+                output: None,
+                error: Some(json!({"class": "permanent", "code": "http_404", "message": "gone"})),
+            }],
+            "w1",
+        )
+        .await?;
+
+    let (status, body) = api.get(&format!("/api/executions/{id}")).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], id.to_string());
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["attempt"], 1);
+    assert_eq!(body["event_id"], "evt-show");
+    assert_eq!(body["input_payload"]["id"], "evt-show");
+    assert_eq!(body["error"]["code"], "http_404");
+    assert_eq!(body["attempts"][0]["status"], "failed");
+    assert_eq!(body["attempts"][0]["error"]["code"], "http_404");
+
+    let (status, body) = api
+        .get(&format!("/api/executions/{}", Uuid::new_v4()))
+        .await?;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, body) = api.get("/api/executions/not-a-uuid").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "id");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_is_idempotent_and_refuses_finished_executions() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let area_id = Uuid::new_v4();
+    let queued = api.execution(area_id, "evt-q", "webhook").await?;
+
+    let uri = format!("/api/executions/{queued}/cancel");
+    let (status, body) = api
+        .post(&uri, Some(r#"{"reason": "sent by mistake"}"#))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["previous_status"], "queued");
+    assert_eq!(body["execution"]["status"], "canceled");
+    assert_eq!(body["execution"]["error"]["message"], "sent by mistake");
+    assert!(body["execution"]["finished_at"].is_string());
+
+    let (status, again) = api.post(&uri, None).await?;
+    assert_eq!(status, StatusCode::OK, "canceling twice is fine: {again}");
+    assert_eq!(again["previous_status"], "canceled");
+    assert_eq!(
+        again["execution"]["error"]["message"], "sent by mistake",
+        "a repeated cancel keeps the first reason"
+    );
+    assert_eq!(
+        again["execution"]["finished_at"],
+        body["execution"]["finished_at"]
+    );
+
+    let retrying = api.execution(area_id, "evt-r", "webhook").await?;
+    api.sql(&format!(
+        "UPDATE executions SET status = 'retry', attempt = 1, next_attempt_at = now() + interval '1 hour' WHERE id = '{retrying}'"
+    ))
+    .await?;
+    let (status, body) = api
+        .post(&format!("/api/executions/{retrying}/cancel"), Some("{}"))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["previous_status"], "retry");
+    assert!(body["execution"]["next_attempt_at"].is_null());
+    assert_eq!(body["execution"]["error"]["message"], "canceled by request");
+
+    let done = api.execution(area_id, "evt-ok", "webhook").await?;
+    api.set_status(done, "ok").await?;
+    let (status, body) = api
+        .post(&format!("/api/executions/{done}/cancel"), None)
+        .await?;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "already_finished")
+    );
+
+    let (status, _) = api
+        .post(&format!("/api/executions/{}/cancel", Uuid::new_v4()), None)
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.post("/api/executions/12/cancel", None).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = api.post(&uri, Some(r#"{"reason": 12}"#)).await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "reason");
+    let (status, _) = api.post(&uri, Some("{nope")).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_running_attempt_records_nothing_and_is_never_claimed_again()
+-> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let id = api
+        .execution(Uuid::new_v4(), "evt-running", "webhook")
+        .await?;
+    let lease = std::time::Duration::from_secs(60);
+    assert_eq!(
+        api.env
+            .store
+            .claim_executions(&[id], "w1", lease)
+            .await?
+            .len(),
+        1
+    );
+
+    let (status, body) = api
+        .post(&format!("/api/executions/{id}/cancel"), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["previous_status"], "running");
+
+    // The attempt that was running finishes and tries to record its result.
+    let changed = api
+        .env
+        .store
+        .record_attempts(
+            &[AttemptRecord {
+                id,
+                attempt: 1,
+                status: RecordedStatus::Ok,
+                output: Some(json!({"status": 200})),
+                error: None,
+            }],
+            "w1",
+        )
+        .await?;
+    assert!(
+        changed.is_empty(),
+        "the late result changed the row: {changed:?}"
+    );
+    let row = api.env.store.execution(id).await?.unwrap();
+    assert_eq!(row.status, "canceled");
+    assert!(row.output_payload.is_none());
+    assert_eq!(
+        row.attempts,
+        json!([]),
+        "the late result is not logged either"
+    );
+
+    assert!(
+        api.env
+            .store
+            .claim_executions(&[id], "w2", lease)
+            .await?
+            .is_empty(),
+        "a canceled execution is never claimed"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_schedules_a_new_attempt_of_failed_or_canceled_executions_only() -> anyhow::Result<()>
+{
+    let api = Api::new().await?;
+    let area_id = Uuid::new_v4();
+    let failed = api.execution(area_id, "evt-failed", "webhook").await?;
+    api.set_status(failed, "failed").await?;
+
+    let (status, body) = api
+        .post(&format!("/api/executions/{failed}/retry"), None)
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["enqueued"], true);
+    assert_eq!(body["execution"]["status"], "retry");
+    assert!(body["execution"]["next_attempt_at"].is_string());
+    let jobs = api
+        .env
+        .redis
+        .stream_info(&api.env.redis.keys().jobs("webhook"))
+        .await?;
+    assert_eq!(jobs.length, 1, "one job enqueued");
+    let claimed = api
+        .env
+        .store
+        .claim_executions(&[failed], "w1", std::time::Duration::from_secs(60))
+        .await?;
+    assert_eq!(claimed[0].attempt, 2, "the attempt number keeps counting");
+
+    let canceled = api.execution(area_id, "evt-canceled", "webhook").await?;
+    api.post(&format!("/api/executions/{canceled}/cancel"), None)
+        .await?;
+    let (status, _) = api
+        .post(&format!("/api/executions/{canceled}/retry"), None)
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    for status_name in ["ok", "queued", "running", "retry"] {
+        let id = api
+            .execution(area_id, &format!("evt-{status_name}"), "webhook")
+            .await?;
+        api.set_status(id, status_name).await?;
+        let (status, body) = api
+            .post(&format!("/api/executions/{id}/retry"), None)
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{status_name}: {body}");
+        assert_eq!(error_code(&body), "not_retryable");
+    }
+    let (status, _) = api
+        .post(&format!("/api/executions/{}/retry", Uuid::new_v4()), None)
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.post("/api/executions/%20/retry", None).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_by_page_and_redriven_to_their_stream() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let keys = api.env.redis.keys().clone();
+    let mut dead_ids = Vec::new();
+    for index in 0..3 {
+        let entry = Entry {
+            id: format!("{}-0", index + 1),
+            fields: vec![("event".into(), format!("{{\"n\":{index}}}").into_bytes())],
+            delivery_count: Some(11),
+        };
+        let reason = DeadLetterReason::new("poison", "delivered too often");
+        dead_ids.push(
+            api.env
+                .redis
+                .dead_letter(&keys.events(), &entry, &reason)
+                .await?,
+        );
+    }
+
+    let (status, page) = api.get("/api/dead-letters?limit=2").await?;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let first = &page["items"][0];
+    assert_eq!(first["id"], dead_ids[0].as_str());
+    assert_eq!(first["stream"], keys.events().as_str());
+    assert_eq!(first["entry_id"], "1-0");
+    assert_eq!(first["code"], "poison");
+    assert_eq!(first["delivery_count"], 11);
+    assert_eq!(
+        first["fields"],
+        json!([{"name": "event", "value": "{\"n\":0}"}])
+    );
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = api
+        .get(&format!("/api/dead-letters?cursor={cursor}"))
+        .await?;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["items"][0]["id"], dead_ids[2].as_str());
+    assert!(rest["next_cursor"].is_null());
+
+    let (status, body) = api
+        .post(&format!("/api/dead-letters/{}/redrive", dead_ids[1]), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = api.env.redis.stream_info(&keys.events()).await?;
+    assert_eq!(events.length, 1, "the entry is back in the event stream");
+    assert_eq!(api.env.redis.dead_letter_count().await?, 2);
+    let (status, body) = api
+        .post(&format!("/api/dead-letters/{}/redrive", dead_ids[1]), None)
+        .await?;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    for uri in ["/api/dead-letters?cursor=abc", "/api/dead-letters?limit=0"] {
+        let (status, body) = api.get(uri).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    }
+    let (status, _) = api.post("/api/dead-letters/nope/redrive", None).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, page) = api
+        .get("/api/dead-letters?cursor=18446744073709551615-18446744073709551615")
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], json!([]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_routes_need_the_bearer_token_and_reads_do_not() -> anyhow::Result<()> {
+    let token = SecretString::from("router-secret");
+    let api =
+        Api::with_access(|_| MutationAccess::new(Some(&token), "0.0.0.0:8080".parse().unwrap()))
+            .await?;
+
+    let mutations = [
+        "/api/worker/pause",
+        "/api/worker/resume",
+        "/api/worker/initialize-stream",
+        "/api/events",
+        "/api/executions/00000000-0000-0000-0000-000000000000/cancel",
+        "/api/executions/00000000-0000-0000-0000-000000000000/retry",
+        "/api/dead-letters/1-0/redrive",
+    ];
+    for uri in mutations {
+        for authorization in [None, Some("Bearer wrong"), Some("Basic router-secret")] {
+            let (status, body) = api.call(Method::POST, uri, None, authorization).await?;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{uri} {authorization:?}: {body}"
+            );
+            assert_eq!(error_code(&body), "unauthorized");
+            assert!(
+                !body.to_string().contains("router-secret"),
+                "the token never shows: {body}"
+            );
+        }
+    }
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/worker/pause",
+            None,
+            Some("Bearer router-secret"),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(api.state.state.is_paused());
+
+    for uri in [
+        "/api/worker/status",
+        "/api/executions",
+        "/api/dead-letters",
+        "/healthz",
+    ] {
+        let (status, body) = api.get(uri).await?;
+        assert_eq!(status, StatusCode::OK, "{uri} is open: {body}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_a_public_address_refuses_mutations() -> anyhow::Result<()> {
+    let api =
+        Api::with_access(|_| MutationAccess::new(None, "0.0.0.0:8080".parse().unwrap())).await?;
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/worker/pause",
+            None,
+            Some("Bearer anything"),
+        )
+        .await?;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "mutations_disabled")
+    );
+    assert!(!api.state.state.is_paused());
+    let (status, _) = api.get("/api/worker/status").await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_failures_are_a_bare_500_and_missing_dependencies_a_503() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    api.sql("DROP TABLE executions").await?;
+    let (status, body) = api.get("/api/executions").await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "internal", "message": "internal error"}}),
+        "no cause, no SQL, no stack trace"
+    );
+
+    let mut unreachable = api.state.clone();
+    unreachable.store = area_store::Store::lazy(&area_store::StoreOptions::new(
+        "postgres://postgres@127.0.0.1:1/none",
+    ))?;
+    let router = api::router(unreachable);
+    let request = Request::get("/api/worker/statistics").body(Body::empty())?;
+    let response = router.oneshot(request).await?;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), usize::MAX).await?)?;
+    assert_eq!(error_code(&body), "unavailable");
+    assert!(
+        !body.to_string().contains("127.0.0.1:1"),
+        "no URL in the answer: {body}"
+    );
+    Ok(())
+}
