@@ -2,6 +2,7 @@
 //! loopback HTTP receiver. Each test has its own database and key prefix.
 
 mod api;
+mod api_flows;
 mod dead_letters;
 mod faults;
 mod pipeline;
