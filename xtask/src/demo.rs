@@ -2,7 +2,8 @@
 //!
 //! It migrates a database of its own (`area_demo`, recreated each run), seeds
 //! AREAs whose webhooks call a receiver it starts on loopback (most answer 200,
-//! some answer 500 twice and then 200, one answers 404), starts the real
+//! some answer 500 twice and then 200, one answers 404) and one whose email and
+//! Slack reactions go to a real SMTP server and a local Slack API server, starts the real
 //! `area-worker` binary, publishes 1,000 events, waits until every execution is
 //! settled and prints a summary. It fails if any event or execution is
 //! unaccounted for, or if the receiver's tally disagrees with PostgreSQL.
@@ -21,7 +22,37 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
+use crate::peers::{FakeSlack, SmtpSink};
 use crate::receiver::Receiver;
+
+/// Every peer the demo's reactions talk to.
+struct Peers {
+    receiver: Receiver,
+    smtp: SmtpSink,
+    slack: FakeSlack,
+    slack_token: String,
+}
+
+impl Peers {
+    async fn start() -> anyhow::Result<Self> {
+        let slack_token = format!("xoxb-demo-{}", Uuid::new_v4().simple());
+        Ok(Self {
+            receiver: Receiver::start().await?,
+            smtp: SmtpSink::start().await?,
+            slack: FakeSlack::start(&slack_token).await?,
+            slack_token,
+        })
+    }
+
+    /// Requests, messages and posts received per dedup key, across all peers
+    /// (dedup keys are unique per execution, so the tallies never overlap).
+    fn tally(&self) -> HashMap<String, u32> {
+        let mut tally = self.receiver.tally();
+        tally.extend(self.smtp.tally());
+        tally.extend(self.slack.tally());
+        tally
+    }
+}
 
 /// Options of `demo`.
 #[derive(clap::Args)]
@@ -64,13 +95,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let redis = connect_redis(&args.redis_url).await?;
     clear_keys(&redis).await?;
 
-    let receiver = Receiver::start().await?;
-    let (areas, expectations) = seed(&store, &receiver).await?;
+    let peers = Peers::start().await?;
+    let (areas, expectations) = seed(&store, &peers.receiver).await?;
     println!(
-        "seeded {} AREAs with {} reactions; receiver on {}",
+        "seeded {} AREAs with {} reactions; webhook receiver on {}, SMTP server on 127.0.0.1:{}, Slack API on {}",
         areas.len(),
         expectations.len(),
-        receiver.addr
+        peers.receiver.addr,
+        peers.smtp.port,
+        peers.slack.addr,
     );
 
     let binary = build_worker(args.release)?;
@@ -78,14 +111,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .parent()
         .unwrap_or(&binary)
         .join("area-demo-worker.log");
-    let mut worker = start_worker(&binary, &database_url, &args.redis_url, &log_path)?;
+    let mut worker = start_worker(&binary, &database_url, &args.redis_url, &log_path, &peers)?;
     println!(
         "worker started (pid {}), log in {}",
         worker.id().unwrap_or_default(),
         log_path.display()
     );
 
-    let result = drive(&args, &store, &redis, &receiver, &areas, &expectations).await;
+    let result = drive(&args, &store, &redis, &peers, &areas, &expectations).await;
     let stopped = stop_worker(&mut worker).await;
     result?;
     stopped?;
@@ -103,7 +136,7 @@ async fn drive(
     args: &Args,
     store: &Store,
     redis: &Redis,
-    receiver: &Receiver,
+    peers: &Peers,
     areas: &[(Uuid, usize)],
     expectations: &HashMap<Uuid, Expectation>,
 ) -> anyhow::Result<()> {
@@ -113,7 +146,7 @@ async fn drive(
         wait_settled(store, expected_rows, Duration::from_secs(args.timeout_secs)).await?;
 
     let rows = store.oldest_executions(expected_rows as i64 + 1).await?;
-    let report = check(&rows, &published, expectations, receiver, redis).await?;
+    let report = check(&rows, &published, expectations, peers, redis).await?;
     print_summary(&rows, &published, report, settled_at);
     Ok(())
 }
@@ -183,28 +216,32 @@ async fn seed(
     let mut areas = Vec::new();
     let mut reactions = Vec::new();
     let mut expectations = HashMap::new();
-    let mut add =
-        |area_id: Uuid, position: i32, config: serde_json::Value, expectation: Expectation| {
-            let id = Uuid::new_v4();
-            reactions.push(NewReaction {
-                id,
-                area_id,
-                service: "webhook".into(),
-                config,
-                enabled: true,
-                position,
-            });
-            expectations.insert(id, expectation);
-        };
+    let mut add_to = |service: &str,
+                      area_id: Uuid,
+                      position: i32,
+                      config: serde_json::Value,
+                      expectation: Expectation| {
+        let id = Uuid::new_v4();
+        reactions.push(NewReaction {
+            id,
+            area_id,
+            service: service.into(),
+            config,
+            enabled: true,
+            position,
+        });
+        expectations.insert(id, expectation);
+    };
     let ok = || Expectation {
         status: ExecutionStatus::Ok,
         attempts: 1,
     };
-    for index in 0..10 {
+    for index in 0..11 {
         let area_id = Uuid::new_v4();
         let reaction_count = match index {
             0..=5 => {
-                add(
+                add_to(
+                    "webhook",
                     area_id,
                     0,
                     json!({"url": receiver.url(&format!("/ok/notify-{index}"))}),
@@ -213,7 +250,8 @@ async fn seed(
                 1
             }
             6..=8 => {
-                add(
+                add_to(
+                    "webhook",
                     area_id,
                     0,
                     json!({
@@ -223,7 +261,8 @@ async fn seed(
                     }),
                     ok(),
                 );
-                add(
+                add_to(
+                    "webhook",
                     area_id,
                     1,
                     json!({"url": receiver.url(&format!("/flaky/2/ci-{index}"))}),
@@ -234,8 +273,9 @@ async fn seed(
                 );
                 2
             }
-            _ => {
-                add(
+            9 => {
+                add_to(
+                    "webhook",
                     area_id,
                     0,
                     json!({"url": receiver.url("/status/404/retired")}),
@@ -245,6 +285,28 @@ async fn seed(
                     },
                 );
                 1
+            }
+            _ => {
+                add_to(
+                    "email",
+                    area_id,
+                    0,
+                    json!({
+                        "to": ["ops@area.test", "{{ payload.user }}@area.test"],
+                        "subject": "Résumé ✅ push to {{ payload.repo }}",
+                        "text": "{{ payload.user }} pushed to {{ payload.repo }}.",
+                        "html": "<p><b>{{ payload.user }}</b> pushed to {{ payload.repo }}.</p>",
+                    }),
+                    ok(),
+                );
+                add_to(
+                    "slack",
+                    area_id,
+                    1,
+                    json!({"channel": "#deploys", "text": "🚀 {{ payload.user }} pushed to {{ payload.repo }}"}),
+                    ok(),
+                );
+                2
             }
         };
         areas.push((area_id, reaction_count));
@@ -298,6 +360,7 @@ fn start_worker(
     database_url: &str,
     redis_url: &str,
     log_path: &PathBuf,
+    peers: &Peers,
 ) -> anyhow::Result<Child> {
     let log = std::fs::File::create(log_path).context("create the worker log")?;
     Command::new(binary)
@@ -309,8 +372,12 @@ fn start_worker(
         .env("AREA_WEBHOOK_ALLOW", "127.0.0.1")
         .env("AREA_RETRY_BASE_MS", "200")
         .env("AREA_CONSUMER", "demo-worker")
-        .env_remove("AREA_SMTP_HOST")
-        .env_remove("AREA_SLACK_TOKEN")
+        .env("AREA_SMTP_HOST", "127.0.0.1")
+        .env("AREA_SMTP_PORT", peers.smtp.port.to_string())
+        .env("AREA_SMTP_TLS", "none")
+        .env("AREA_SMTP_FROM", "AREA demo <demo@area.test>")
+        .env("AREA_SLACK_TOKEN", &peers.slack_token)
+        .env("AREA_SLACK_API_URL", peers.slack.api_url())
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)
@@ -415,7 +482,7 @@ async fn check(
     rows: &[ExecutionRow],
     published: &HashMap<String, (Uuid, usize, SystemTime)>,
     expectations: &HashMap<Uuid, Expectation>,
-    receiver: &Receiver,
+    peers: &Peers,
     redis: &Redis,
 ) -> anyhow::Result<Report> {
     let mut problems = Vec::new();
@@ -439,7 +506,7 @@ async fn check(
         }
     }
 
-    let tally = receiver.tally();
+    let tally = peers.tally();
     let mut retries = 0;
     let mut latencies_ms = Vec::with_capacity(rows.len());
     let mut last_finish = DateTime::<Utc>::MIN_UTC;
@@ -448,8 +515,8 @@ async fn check(
         let received = tally.get(&row.dedup_key).copied().unwrap_or(0);
         if received as i32 != row.attempt {
             problems.push(format!(
-                "execution {}: {} attempts in PostgreSQL, {received} requests at the receiver",
-                row.id, row.attempt
+                "execution {} ({}): {} attempts in PostgreSQL, {received} received by its peer",
+                row.id, row.service, row.attempt
             ));
         }
         if let Some(expectation) = expectations.get(&row.reaction_id)
@@ -476,7 +543,7 @@ async fn check(
     let attempts: i32 = rows.iter().map(|row| row.attempt).sum();
     if requests as i32 != attempts {
         problems.push(format!(
-            "receiver got {requests} requests for {attempts} recorded attempts"
+            "the peers got {requests} requests for {attempts} recorded attempts"
         ));
     }
     let dead = redis.dead_letter_count().await?;
@@ -489,7 +556,7 @@ async fn check(
             eprintln!("  ✗ {problem}");
         }
         bail!(
-            "{} discrepancies between the events, PostgreSQL and the receiver",
+            "{} discrepancies between the events, PostgreSQL and the peers",
             problems.len()
         );
     }
@@ -547,5 +614,19 @@ fn print_summary(
         percentile(0.99),
         percentile(1.0)
     );
-    println!("  receiver tally        matches PostgreSQL for every execution");
+    println!("  by service");
+    let mut services: Vec<&str> = rows.iter().map(|row| row.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    for service in services {
+        let of_service = rows.iter().filter(|row| row.service == service);
+        let (ok, failed) = of_service.fold((0, 0), |(ok, failed), row| match row.status() {
+            ExecutionStatus::Ok => (ok + 1, failed),
+            _ => (ok, failed + 1),
+        });
+        println!("    {service:<10}          {ok} ok, {failed} failed");
+    }
+    println!(
+        "  peers' tally          matches PostgreSQL for every execution (HTTP receiver, SMTP server, Slack API)"
+    );
 }

@@ -3,6 +3,7 @@
 mod demo;
 mod lint;
 mod migrate;
+mod peers;
 mod receiver;
 
 use clap::{Parser, Subcommand};
