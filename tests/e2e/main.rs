@@ -3,6 +3,7 @@
 
 mod api;
 mod api_flows;
+mod api_metrics;
 mod dead_letters;
 mod faults;
 mod pipeline;

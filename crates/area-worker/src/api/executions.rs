@@ -165,6 +165,7 @@ pub struct ExecutionPage {
 #[allow(dead_code)]
 pub struct CancelRequest {
     /// Why, kept as the execution's error (at most 1000 characters).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
