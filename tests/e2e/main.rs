@@ -7,3 +7,4 @@ mod api_metrics;
 mod dead_letters;
 mod faults;
 mod pipeline;
+mod secrets;

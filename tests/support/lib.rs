@@ -9,6 +9,7 @@
 
 pub mod process;
 pub mod receiver;
+pub mod slack;
 pub mod smtp;
 pub mod worker;
 
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 pub use process::{PrivatePostgres, PrivateRedis, WorkerProcess};
 pub use receiver::{ReceivedRequest, Receiver};
+pub use slack::{FakeSlack, SlackPost};
 pub use smtp::SmtpSink;
 pub use worker::{TestWorker, WorkerOptions};
 

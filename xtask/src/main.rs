@@ -3,8 +3,6 @@
 mod demo;
 mod lint;
 mod migrate;
-mod peers;
-mod receiver;
 
 use clap::{Parser, Subcommand};
 
