@@ -2,6 +2,7 @@
 //! loopback HTTP receiver. Each test has its own database and key prefix.
 
 mod api;
+mod api_executions;
 mod api_flows;
 mod api_metrics;
 mod dead_letters;
