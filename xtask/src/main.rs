@@ -1,8 +1,14 @@
 //! `cargo xtask`: development tasks of the AREA worker workspace.
 
+mod bench;
+mod bench_ceilings;
+mod bench_process;
+mod bench_receiver;
+mod bench_scenario;
 mod demo;
 mod lint;
 mod migrate;
+mod new_reaction;
 
 use clap::{Parser, Subcommand};
 
@@ -19,8 +25,15 @@ enum Command {
     Migrate(migrate::Args),
     /// Run the worker end to end on sample events and check the result.
     Demo(demo::Args),
+    /// Measure the real worker's throughput, latency and memory (BENCHMARKS.md).
+    Bench(bench::Args),
+    /// The bench's webhook receiver; `bench` starts it in a process of its own.
+    #[command(hide = true)]
+    BenchReceiver(bench_receiver::Args),
     /// cargo fmt --check and clippy -D warnings.
     Lint,
+    /// Add a reaction crate for a new service and wire it into the worker.
+    NewReaction(new_reaction::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +44,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => runtime.block_on(migrate::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::BenchReceiver(args) => bench_receiver::serve(args),
         Command::Lint => lint::run(),
+        Command::NewReaction(args) => new_reaction::run(args),
     }
 }

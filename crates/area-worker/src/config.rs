@@ -220,3 +220,40 @@ fn parse_secret(text: &str) -> Result<SecretString, String> {
     }
     Ok(SecretString::from(text.trim()))
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn api_token_comes_from_the_variable_or_the_first_line_of_the_file() {
+        let mut config = Config::defaults();
+        assert!(config.resolve_api_token().unwrap().is_none());
+
+        config.api_token = Some(SecretString::from("from-variable"));
+        let token = config.resolve_api_token().unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "from-variable");
+
+        let path = std::env::temp_dir().join(format!("area-token-{}", std::process::id()));
+        std::fs::write(&path, "from-file  \nsecond line\n").unwrap();
+        config.api_token = None;
+        config.api_token_file = Some(path.clone());
+        let token = config.resolve_api_token().unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "from-file");
+
+        std::fs::write(&path, "\n").unwrap();
+        assert!(config.resolve_api_token().unwrap_err().contains("is empty"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(config.resolve_api_token().unwrap_err().contains("cannot read"));
+    }
+
+    #[test]
+    fn the_api_token_never_shows_in_debug_output() {
+        let mut config = Config::defaults();
+        config.api_token = Some(SecretString::from("do-not-print-me"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("do-not-print-me"), "{debug}");
+    }
+}

@@ -7,6 +7,8 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+#[cfg(feature = "noop")]
+pub mod noop;
 pub mod reactions;
 pub mod telemetry;
 

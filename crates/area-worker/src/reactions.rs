@@ -60,6 +60,9 @@ pub fn registry_from_lookup(
             "slack is compiled in but AREA_SLACK_TOKEN is not set: slack jobs are left to other workers"
         );
     }
+    #[cfg(feature = "noop")]
+    registry.register(crate::noop::NoopReaction);
+    // xtask:new-reaction:register (cargo xtask new-reaction adds reactions above)
     Ok(registry)
 }
 
@@ -73,5 +76,38 @@ pub fn compiled_services() -> Vec<&'static str> {
     services.push("email");
     #[cfg(feature = "slack")]
     services.push("slack");
+    #[cfg(feature = "noop")]
+    services.push(crate::noop::SERVICE);
+    // xtask:new-reaction:services (cargo xtask new-reaction adds services above)
     services
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings for every reaction that needs some, as an operator gives them.
+    fn configured(name: &str) -> Option<String> {
+        let value = match name {
+            "AREA_SMTP_HOST" => "127.0.0.1",
+            "AREA_SMTP_TLS" => "none",
+            "AREA_SMTP_FROM" => "AREA <area@example.com>",
+            "AREA_SLACK_TOKEN" => "xoxb-registry-test",
+            _ => return None,
+        };
+        Some(value.to_owned())
+    }
+
+    #[test]
+    fn every_compiled_service_is_served_once_configured() {
+        crate::install_crypto_provider();
+        let registry = registry_from_lookup(configured).expect("the settings are valid");
+        let mut compiled = compiled_services();
+        compiled.sort_unstable();
+        assert_eq!(
+            registry.services(),
+            compiled,
+            "a reaction behind a cargo feature must be registered in registry_from_lookup"
+        );
+    }
 }
