@@ -1,16 +1,32 @@
-//! The worker's configuration: every option is a command-line flag and an
-//! environment variable (`AREA_`-prefixed, except the two URLs), with defaults
-//! that run against a local Redis and PostgreSQL.
+//! The worker's configuration, one type loaded in layers with figment:
+//!
+//! 1. built-in defaults, which run against a local Redis and PostgreSQL;
+//! 2. an optional TOML file (`--config`; `area-worker.example.toml` documents
+//!    every key);
+//! 3. environment variables: `REDIS_URL`, `DATABASE_URL`, and `AREA_<KEY>` for
+//!    every other key (`AREA_CONCURRENCY` sets `concurrency`);
+//! 4. command-line flags (`--concurrency 64`).
+//!
+//! A later layer wins. Keys that belong to a reaction compiled into the binary
+//! (`smtp_*` for email, `slack_*`, `webhook_*`, `<service>_*` for added
+//! crates) are handed to that reaction, which validates them; any other
+//! unknown key, and any invalid value, stops the start-up with the key and the
+//! layer that set it named.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use area_core::RetryPolicy;
-use clap::Args;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What to do with an attempt whose outcome is unknown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InDoubtPolicy {
     /// Run it again with the same idempotency key.
     Retry,
@@ -18,124 +34,230 @@ pub enum InDoubtPolicy {
     Fail,
 }
 
-/// Options of `area-worker run` (and of the subcommands that need a subset).
-#[derive(Clone, Debug, Args)]
-pub struct Config {
-    /// Redis, including the database number.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+/// Declares the plain options once: the [`Config`] field, its default, and the
+/// matching optional command-line flag of [`Overrides`].
+macro_rules! options {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr; )*) => {
+        /// The worker's configuration. See the module documentation for how it
+        /// is loaded.
+        #[derive(Clone, Deserialize)]
+        #[serde(default)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+            /// This worker's consumer name; must be unique among live workers.
+            /// Defaults to `<hostname>-<pid>`.
+            pub consumer: Option<String>,
+            /// Bearer token that mutating API routes require (`AREA_API_TOKEN`).
+            /// Without one they are open on a loopback address and refused on
+            /// any other.
+            pub api_token: Option<SecretString>,
+            /// A file whose first line is the API token (`AREA_API_TOKEN_FILE`).
+            pub api_token_file: Option<PathBuf>,
+            /// Settings of the reactions compiled in, by key (`smtp_host`, ...),
+            /// and any other key, which loading rejects.
+            #[serde(flatten)]
+            pub reactions: BTreeMap<String, Value>,
+        }
 
-    /// PostgreSQL.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/area"
-    )]
-    pub database_url: String,
+        impl Default for Config {
+            fn default() -> Self {
+                Self {
+                    $( $name: $default, )*
+                    consumer: None,
+                    api_token: None,
+                    api_token_file: None,
+                    reactions: BTreeMap::new(),
+                }
+            }
+        }
 
+        /// Command-line flags of `area-worker run`; each overrides the file and
+        /// the environment. Secrets have no flag: other users can read a
+        /// process's arguments.
+        #[derive(Clone, Debug, Default, clap::Args, Serialize)]
+        pub struct Overrides {
+            $(
+                $(#[doc = $doc])*
+                #[arg(long)]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $name: Option<$ty>,
+            )*
+            /// This worker's consumer name; must be unique among live workers.
+            #[arg(long)]
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub consumer: Option<String>,
+        }
+
+        impl Config {
+            /// The effective configuration as TOML, secrets redacted.
+            pub fn to_redacted_toml(&self) -> String {
+                let mut table = toml::Table::new();
+                $( insert(&mut table, stringify!($name), &self.$name); )*
+                insert(&mut table, "consumer", &self.consumer_name());
+                let token = self.api_token.as_ref().map(|_| REDACTED);
+                insert(&mut table, "api_token", &token);
+                insert(&mut table, "api_token_file", &self.api_token_file);
+                for (key, value) in &self.reactions {
+                    if is_secret_key(key) {
+                        insert(&mut table, key, &REDACTED);
+                    } else {
+                        insert(&mut table, key, value);
+                    }
+                }
+                toml::to_string(&table).unwrap_or_default()
+            }
+        }
+    };
+}
+
+options! {
+    /// Redis, including the database number (`REDIS_URL`).
+    redis_url: String = "redis://127.0.0.1:6379".into();
+    /// PostgreSQL (`DATABASE_URL`).
+    database_url: String = "postgres://postgres@127.0.0.1:5432/area".into();
     /// Prefix of every Redis key: `<prefix>events`, `<prefix>jobs:<service>`, ...
-    #[arg(long, env = "AREA_STREAM_PREFIX", default_value = "area:")]
-    pub stream_prefix: String,
-
+    stream_prefix: String = "area:".into();
     /// The consumer group every worker joins.
-    #[arg(long, env = "AREA_GROUP", default_value = "area-workers")]
-    pub group: String,
-
-    /// This worker's consumer name; must be unique among live workers.
-    /// Defaults to `<hostname>-<pid>`.
-    #[arg(long, env = "AREA_CONSUMER")]
-    pub consumer: Option<String>,
-
+    group: String = "area-workers".into();
     /// Where the REST API listens.
-    #[arg(long, env = "AREA_API_ADDR", default_value = "127.0.0.1:8080")]
-    pub api_addr: SocketAddr,
-
-    /// Bearer token that mutating API routes require. Without one, they are
-    /// open on a loopback address and refused on any other. Prefer the
-    /// environment (or the file) to the flag, which other users can see.
-    #[arg(long, env = "AREA_API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
-    pub api_token: Option<SecretString>,
-
-    /// A file whose first line is the API token, instead of `AREA_API_TOKEN`.
-    #[arg(long, env = "AREA_API_TOKEN_FILE", conflicts_with = "api_token")]
-    pub api_token_file: Option<PathBuf>,
-
+    api_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
     /// Reactions in flight per service in this process.
-    #[arg(long, env = "AREA_CONCURRENCY", default_value_t = 256)]
-    pub concurrency: usize,
-
+    concurrency: usize = 256;
     /// Entries read, inserted, claimed or recorded per batch.
-    #[arg(long, env = "AREA_BATCH_SIZE", default_value_t = 256)]
-    pub batch_size: usize,
-
+    batch_size: usize = 256;
     /// How long a blocking stream read waits, in milliseconds.
-    #[arg(long, env = "AREA_BLOCK_MS", default_value_t = 1000)]
-    pub block_ms: u64,
-
+    block_ms: u64 = 1000;
     /// Delay before the first retry, in milliseconds; doubled for each later one.
-    #[arg(long, env = "AREA_RETRY_BASE_MS", default_value_t = 2000)]
-    pub retry_base_ms: u64,
-
+    retry_base_ms: u64 = 2000;
     /// Longest wait between two attempts, in milliseconds.
-    #[arg(long, env = "AREA_RETRY_CAP_MS", default_value_t = 3_600_000)]
-    pub retry_cap_ms: u64,
-
+    retry_cap_ms: u64 = 3_600_000;
     /// Retries after the first attempt.
-    #[arg(long, env = "AREA_RETRY_MAX", default_value_t = 20)]
-    pub retry_max: u32,
-
+    retry_max: u32 = 20;
     /// Longest an attempt may run, in milliseconds.
-    #[arg(long, env = "AREA_REACTION_TIMEOUT_MS", default_value_t = 30_000)]
-    pub reaction_timeout_ms: u64,
-
+    reaction_timeout_ms: u64 = 30_000;
     /// How long a running attempt's lease lasts before another worker may take
     /// the execution over, in milliseconds.
-    #[arg(long, env = "AREA_LEASE_MS", default_value_t = 60_000)]
-    pub lease_ms: u64,
-
-    /// How long an entry may stay pending on a consumer before another claims it,
-    /// in milliseconds.
-    #[arg(long, env = "AREA_CLAIM_IDLE_MS", default_value_t = 60_000)]
-    pub claim_idle_ms: u64,
-
+    lease_ms: u64 = 60_000;
+    /// How long an entry may stay pending on a consumer before another claims
+    /// it, in milliseconds.
+    claim_idle_ms: u64 = 60_000;
     /// What to do with an attempt whose worker died mid-attempt, for reactions
     /// that cannot drop a repeated delivery (email, Slack): `retry` (may deliver
     /// twice) or `fail` (record `failed` with code `in_doubt` for a person to
     /// check). Webhooks always retry: receivers drop repeats by `webhook-id`.
-    #[arg(long, env = "AREA_IN_DOUBT_POLICY", value_enum, default_value_t = InDoubtPolicy::Retry)]
-    pub in_doubt_policy: InDoubtPolicy,
-
+    in_doubt_policy: InDoubtPolicy = InDoubtPolicy::Retry;
     /// Deliveries after which an entry is dead-lettered as poison.
-    #[arg(long, env = "AREA_MAX_DELIVERIES", default_value_t = 10)]
-    pub max_deliveries: u64,
-
+    max_deliveries: u64 = 10;
     /// How long in-flight reactions may run after SIGTERM, in milliseconds.
-    #[arg(long, env = "AREA_DRAIN_TIMEOUT_MS", default_value_t = 20_000)]
-    pub drain_timeout_ms: u64,
-
+    drain_timeout_ms: u64 = 20_000;
     /// Largest accepted event, in bytes; larger ones are dead-lettered.
-    #[arg(long, env = "AREA_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
-    pub max_event_bytes: usize,
-
+    max_event_bytes: usize = 1024 * 1024;
     /// PostgreSQL connections in this process's pool.
-    #[arg(long, env = "AREA_DB_POOL_SIZE", default_value_t = 16)]
-    pub db_pool_size: usize,
-
+    db_pool_size: usize = 16;
     /// How often due retries are moved from the schedule to the job streams, in
     /// milliseconds.
-    #[arg(long, env = "AREA_SCHEDULER_TICK_MS", default_value_t = 50)]
-    pub scheduler_tick_ms: u64,
+    scheduler_tick_ms: u64 = 50;
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// Debug shows the redacted configuration: reaction settings may hold secrets.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.to_redacted_toml())
+    }
+}
+
+/// `AREA_` variables that other subcommands read; `run` ignores them.
+const FOREIGN_VARIABLES: [&str; 3] = ["log_format", "api_url", "config"];
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer has an invalid value, or the file cannot be read.
+    #[error("invalid configuration: {0}")]
+    /// Not a `#[source]`: the message already carries figment's, and an
+    /// error chain would print it twice.
+    Invalid(Box<figment::Error>),
+    /// A key no option and no compiled reaction knows.
+    #[error(
+        "unknown configuration key `{key}` (set by {source_name}; as a variable: AREA_{upper})"
+    )]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The layer that set it.
+        source_name: String,
+        /// The key as an environment variable suffix.
+        upper: String,
+    },
+    /// The `--config` file does not exist.
+    #[error("the configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+impl From<Box<figment::Error>> for ConfigError {
+    fn from(error: Box<figment::Error>) -> Self {
+        Self::Invalid(error)
+    }
 }
 
 impl Config {
-    /// The defaults, as if no flag or variable were given.
+    /// The defaults, as if nothing were configured.
     pub fn defaults() -> Self {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: Config,
+        Self::default()
+    }
+
+    /// Loads the layers: defaults, `file`, the process environment, `flags`.
+    /// `reaction_prefixes` are the key prefixes owned by the compiled reactions.
+    pub fn load(
+        file: Option<&Path>,
+        flags: &Overrides,
+        reaction_prefixes: &[&str],
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
         }
-        <Wrapper as clap::Parser>::parse_from(["area-worker"]).config
+        let figment = figment
+            .merge(Env::raw().only(&["REDIS_URL", "DATABASE_URL"]))
+            .merge(Env::prefixed("AREA_").ignore(&FOREIGN_VARIABLES))
+            .merge(Serialized::defaults(flags));
+        let config: Self = figment.extract().map_err(Box::new)?;
+
+        for key in config.reactions.keys() {
+            let owned = reaction_prefixes.iter().any(|prefix| {
+                key.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('_'))
+            });
+            if !owned {
+                let source_name = figment.find_metadata(key).map_or_else(
+                    || "an unknown layer".to_owned(),
+                    |metadata| metadata.name.to_string(),
+                );
+                return Err(ConfigError::UnknownKey {
+                    key: key.clone(),
+                    source_name,
+                    upper: key.to_uppercase(),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// Looks a reaction setting up by its environment variable name
+    /// (`AREA_SMTP_HOST` reads key `smtp_host`), for the reaction crates'
+    /// `from_lookup` constructors.
+    pub fn reaction_setting(&self, variable: &str) -> Option<String> {
+        let key = variable.strip_prefix("AREA_")?.to_lowercase();
+        match self.reactions.get(&key)? {
+            Value::Null => None,
+            Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        }
     }
 
     /// The default retry policy for reactions that set none.
@@ -149,10 +271,17 @@ impl Config {
         RetryPolicy::from_lookup(lookup)
     }
 
-    /// The API token, from `AREA_API_TOKEN` or the first line of
-    /// `AREA_API_TOKEN_FILE`; `None` when neither is set.
+    /// The API token, from `api_token` or the first line of `api_token_file`;
+    /// `None` when neither is set.
     pub fn resolve_api_token(&self) -> Result<Option<SecretString>, String> {
+        if self.api_token.is_some() && self.api_token_file.is_some() {
+            return Err("set AREA_API_TOKEN or AREA_API_TOKEN_FILE, not both".into());
+        }
         if let Some(token) = &self.api_token {
+            use secrecy::ExposeSecret;
+            if token.expose_secret().trim().is_empty() {
+                return Err("AREA_API_TOKEN is empty".into());
+            }
             return Ok(Some(token.clone()));
         }
         let Some(path) = &self.api_token_file else {
@@ -184,13 +313,13 @@ impl Config {
     /// Checks combinations that cannot work and returns warnings for risky ones.
     pub fn check(&self) -> Result<Vec<String>, String> {
         if self.concurrency == 0 {
-            return Err("AREA_CONCURRENCY must be at least 1".into());
+            return Err("concurrency (AREA_CONCURRENCY) must be at least 1".into());
         }
         if self.batch_size == 0 {
-            return Err("AREA_BATCH_SIZE must be at least 1".into());
+            return Err("batch_size (AREA_BATCH_SIZE) must be at least 1".into());
         }
         if self.block_ms == 0 {
-            return Err("AREA_BLOCK_MS must be at least 1".into());
+            return Err("block_ms (AREA_BLOCK_MS) must be at least 1".into());
         }
         self.retry_policy().map_err(|error| error.to_string())?;
 
@@ -214,18 +343,139 @@ impl Config {
     }
 }
 
-fn parse_secret(text: &str) -> Result<SecretString, String> {
-    if text.trim().is_empty() {
-        return Err("the API token is empty".into());
+fn insert<T: Serialize + ?Sized>(table: &mut toml::Table, key: &str, value: &T) {
+    if let Ok(value) = toml::Value::try_from(value) {
+        table.insert(key.to_owned(), value);
     }
-    Ok(SecretString::from(text.trim()))
+}
+
+fn is_secret_key(key: &str) -> bool {
+    ["password", "token", "secret"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
+
+    const PREFIXES: [&str; 3] = ["webhook", "smtp", "slack"];
+
+    fn load_in(
+        jail: &mut figment::Jail,
+        toml: Option<&str>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let path = toml.map(|text| {
+            jail.create_file("area.toml", text)
+                .expect("the jail can hold a file");
+            PathBuf::from("area.toml")
+        });
+        Config::load(path.as_deref(), flags, &PREFIXES)
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_in(jail, None, &Overrides::default()).unwrap();
+            assert_eq!(config.concurrency, 256, "the default");
+
+            let file = "concurrency = 10\nbatch_size = 20\nblock_ms = 30\n";
+            let config = load_in(jail, Some(file), &Overrides::default()).unwrap();
+            assert_eq!(
+                (config.concurrency, config.batch_size, config.block_ms),
+                (10, 20, 30)
+            );
+
+            jail.set_env("AREA_BATCH_SIZE", "21");
+            jail.set_env("AREA_BLOCK_MS", "31");
+            jail.set_env("REDIS_URL", "redis://127.0.0.1:6390/2");
+            let flags = Overrides {
+                block_ms: Some(32),
+                ..Overrides::default()
+            };
+            let config = load_in(jail, Some(file), &flags).unwrap();
+            assert_eq!(
+                (config.concurrency, config.batch_size, config.block_ms),
+                (10, 21, 32)
+            );
+            assert_eq!(config.redis_url, "redis://127.0.0.1:6390/2");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_invalid_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            let error = load_in(jail, Some("concurency = 3\n"), &Overrides::default()).unwrap_err();
+            assert!(error.to_string().contains("`concurency`"), "{error}");
+
+            let error = load_in(
+                jail,
+                Some("concurrency = \"many\"\n"),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(error.to_string().contains("concurrency"), "{error}");
+
+            jail.set_env("AREA_LEASE_MSS", "5");
+            let error = load_in(jail, None, &Overrides::default()).unwrap_err();
+            assert!(error.to_string().contains("AREA_LEASE_MSS"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn reaction_settings_pass_through_and_secrets_are_redacted() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AREA_SMTP_HOST", "127.0.0.1");
+            jail.set_env("AREA_SMTP_PORT", "2525");
+            jail.set_env("AREA_SMTP_PASSWORD", "hunter2-very-secret");
+            jail.set_env("AREA_API_TOKEN", "token-very-secret");
+            let config = load_in(jail, None, &Overrides::default()).unwrap();
+            assert_eq!(
+                config.reaction_setting("AREA_SMTP_HOST").as_deref(),
+                Some("127.0.0.1")
+            );
+            assert_eq!(
+                config.reaction_setting("AREA_SMTP_PORT").as_deref(),
+                Some("2525")
+            );
+            assert_eq!(config.reaction_setting("AREA_SLACK_TOKEN"), None);
+
+            let printed = config.to_redacted_toml();
+            assert!(printed.contains("smtp_host = \"127.0.0.1\""), "{printed}");
+            assert!(
+                !printed.contains("hunter2") && !printed.contains("token-very-secret"),
+                "{printed}"
+            );
+            assert!(printed.contains("api_token = \"[redacted]\""), "{printed}");
+            let debug = format!("{config:?}");
+            assert!(
+                !debug.contains("token-very-secret") && !debug.contains("hunter2"),
+                "{debug}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_file_sets_every_option_and_loads() {
+        let example = include_str!("../../../area-worker.example.toml");
+        let table: toml::Table = example.parse().expect("the example parses");
+        let printed: toml::Table = Config::default().to_redacted_toml().parse().unwrap();
+        for key in printed.keys().filter(|key| *key != "api_token") {
+            assert!(
+                table.contains_key(key) || example.contains(&format!("# {key} =")),
+                "the example file does not document `{key}`"
+            );
+        }
+        figment::Jail::expect_with(|jail| {
+            let config = load_in(jail, Some(example), &Overrides::default()).unwrap();
+            assert!(config.check().is_ok());
+            Ok(())
+        });
+    }
 
     #[test]
     fn api_token_comes_from_the_variable_or_the_first_line_of_the_file() {
@@ -234,19 +484,27 @@ mod tests {
 
         config.api_token = Some(SecretString::from("from-variable"));
         let token = config.resolve_api_token().unwrap().unwrap();
-        assert_eq!(token.expose_secret(), "from-variable");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&token),
+            "from-variable"
+        );
 
         let path = std::env::temp_dir().join(format!("area-token-{}", std::process::id()));
         std::fs::write(&path, "from-file  \nsecond line\n").unwrap();
         config.api_token = None;
         config.api_token_file = Some(path.clone());
         let token = config.resolve_api_token().unwrap().unwrap();
-        assert_eq!(token.expose_secret(), "from-file");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "from-file");
 
         std::fs::write(&path, "\n").unwrap();
         assert!(config.resolve_api_token().unwrap_err().contains("is empty"));
         std::fs::remove_file(&path).unwrap();
-        assert!(config.resolve_api_token().unwrap_err().contains("cannot read"));
+        assert!(
+            config
+                .resolve_api_token()
+                .unwrap_err()
+                .contains("cannot read")
+        );
     }
 
     #[test]

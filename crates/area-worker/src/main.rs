@@ -1,9 +1,11 @@
 //! `area-worker`: run the worker, apply migrations, publish an event, show a
 //! running worker's status.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use area_worker::config::Overrides;
 use area_worker::telemetry::{self, LogFormat};
 use area_worker::{Config, reactions};
 use clap::{Parser, Subcommand};
@@ -27,7 +29,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the worker until SIGTERM or SIGINT.
-    Run(Box<Config>),
+    Run(Box<RunArgs>),
+    /// Print the effective configuration (defaults, file, environment, flags)
+    /// with secrets redacted, and check it.
+    Config(Box<RunArgs>),
     /// Create the database if missing and apply pending migrations.
     Migrate {
         /// PostgreSQL.
@@ -58,6 +63,33 @@ enum Command {
         #[arg(long, env = "AREA_API_URL", default_value = "http://127.0.0.1:8080")]
         api_url: String,
     },
+}
+
+/// Where `run` and `config` take their configuration from.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A TOML file of settings (see area-worker.example.toml); the environment
+    /// and flags override it.
+    #[arg(long, env = "AREA_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(flatten)]
+    flags: Overrides,
+}
+
+impl RunArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        // Keys under a compiled reaction's prefix are that reaction's settings.
+        let prefixes: Vec<&str> = reactions::compiled_services()
+            .into_iter()
+            .map(|service| if service == "email" { "smtp" } else { service })
+            .collect();
+        Ok(Config::load(
+            self.config.as_deref(),
+            &self.flags,
+            &prefixes,
+        )?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -93,7 +125,20 @@ struct RedisArgs {
     stream_prefix: String,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors end the process with status 1 and one readable line (the cause
+/// chain), whatever `RUST_BACKTRACE` says: an operator wants the reason, not
+/// a stack.
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     area_worker::install_crypto_provider();
@@ -103,7 +148,8 @@ fn main() -> anyhow::Result<()> {
         .context("start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Run(config) => run(*config).await,
+            Command::Run(args) => run(args.load()?).await,
+            Command::Config(args) => show_config(&args.load()?),
             Command::Migrate { database_url } => migrate(&database_url).await,
             Command::Publish {
                 event,
@@ -123,13 +169,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let registry = reactions::registry_from_env()?;
+    let registry = reactions::registry_from_lookup(&|name: &str| config.reaction_setting(name))?;
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("listen on {}", config.api_addr))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     area_worker::run(config, registry, listener, shutdown).await
+}
+
+fn show_config(config: &Config) -> anyhow::Result<()> {
+    print!("{}", config.to_redacted_toml());
+    for warning in config.check().map_err(anyhow::Error::msg)? {
+        eprintln!("warning: {warning}");
+    }
+    config.resolve_api_token().map_err(anyhow::Error::msg)?;
+    reactions::registry_from_lookup(&|name: &str| config.reaction_setting(name))
+        .context("check the reactions' settings")?;
+    Ok(())
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

@@ -35,11 +35,16 @@ impl Held {
     }
 
     fn snapshot(&self) -> (Vec<Uuid>, Vec<String>) {
-        self.lock().iter().map(|(id, entry)| (*id, entry.clone())).unzip()
+        self.lock()
+            .iter()
+            .map(|(id, entry)| (*id, entry.clone()))
+            .unzip()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, String>> {
-        self.entries.lock().expect("no code panics while holding this lock")
+        self.entries
+            .lock()
+            .expect("no code panics while holding this lock")
     }
 }
 
@@ -58,12 +63,18 @@ pub(crate) async fn keep(shared: Arc<Shared>, stream: String, held: Held, stop: 
         if execution_ids.is_empty() {
             continue;
         }
-        if let Err(error) =
-            shared.store.extend_leases(&execution_ids, &settings.worker, settings.lease).await
+        if let Err(error) = shared
+            .store
+            .extend_leases(&execution_ids, &settings.worker, settings.lease)
+            .await
         {
             tracing::warn!(stream = %stream, error = %error, "cannot extend leases now");
         }
-        if let Err(error) = shared.redis.touch_pending(&stream, &settings.worker, &entry_ids).await {
+        if let Err(error) = shared
+            .redis
+            .touch_pending(&stream, &settings.worker, &entry_ids)
+            .await
+        {
             tracing::warn!(stream = %stream, error = %error, "cannot refresh pending jobs now");
         }
     }
