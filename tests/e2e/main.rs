@@ -7,5 +7,6 @@ mod api_flows;
 mod api_metrics;
 mod dead_letters;
 mod faults;
+mod logs;
 mod pipeline;
 mod secrets;

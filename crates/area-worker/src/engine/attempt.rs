@@ -4,6 +4,7 @@
 use area_core::{ErrorClass, Event, ReactionContext, ReactionError, RetryDecision, render_config};
 use area_store::{AttemptRecord, ClaimedExecution, RecordedStatus};
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::Shared;
 use super::sanitize::sanitize_value;
@@ -14,32 +15,35 @@ const RETRY_KEY: &str = "retry";
 /// Runs the attempt and returns what to record. Never fails: every failure is
 /// an outcome of the attempt.
 pub(crate) async fn run(shared: &Shared, execution: ClaimedExecution) -> AttemptRecord {
-    let span = tracing::debug_span!(
-        "attempt",
+    // One span per job entry: everything logged about this attempt, the
+    // reaction's own logs included, carries the execution, event and service.
+    let span = tracing::info_span!(
+        "job",
         execution_id = %execution.id,
         event_id = %execution.event_id,
         service = %execution.service,
         attempt = execution.attempt,
     );
-    let _entered = span.enter();
     let started = std::time::Instant::now();
 
     let attempt = u32::try_from(execution.attempt).unwrap_or(u32::MAX);
     let mut policy = shared.settings.retry_policy;
-    let result = match prepare(shared, &execution, &mut policy) {
+    let prepared = span.in_scope(|| prepare(shared, &execution, &mut policy));
+    let result = match prepared {
         Ok(context) => {
-            drop(_entered);
             let reaction = shared
                 .registry
                 .get(&execution.service)
                 .expect("jobs are read only from streams of registered services");
-            match tokio::time::timeout(context.timeout, reaction.execute(&context)).await {
+            let bounded = tokio::time::timeout(context.timeout, reaction.execute(&context));
+            match bounded.instrument(span.clone()).await {
                 Ok(result) => result,
                 Err(_) => Err(ReactionError::timed_out(context.timeout)),
             }
         }
         Err(error) => Err(error),
     };
+    let _entered = span.enter();
 
     let elapsed = started.elapsed();
     metrics::histogram!("area_attempt_duration_seconds", "service" => execution.service.clone())
@@ -48,7 +52,7 @@ pub(crate) async fn run(shared: &Shared, execution: ClaimedExecution) -> Attempt
         Ok(outcome) => {
             let mut output = outcome.output;
             sanitize_value(&mut output);
-            tracing::debug!(execution_id = %execution.id, "attempt delivered");
+            tracing::debug!("attempt delivered");
             AttemptRecord {
                 id: execution.id,
                 attempt: execution.attempt,
@@ -63,7 +67,7 @@ pub(crate) async fn run(shared: &Shared, execution: ClaimedExecution) -> Attempt
                 RetryDecision::RetryAfter(delay) => RecordedStatus::Retry { delay },
                 RetryDecision::GiveUp => RecordedStatus::Failed,
             };
-            log_failure(&execution, &error, status);
+            log_failure(&error, status);
             let mut error_json = serde_json::to_value(&error).unwrap_or(Value::Null);
             sanitize_value(&mut error_json);
             AttemptRecord {
@@ -123,21 +127,15 @@ fn prepare(
     })
 }
 
-fn log_failure(execution: &ClaimedExecution, error: &ReactionError, status: RecordedStatus) {
+fn log_failure(error: &ReactionError, status: RecordedStatus) {
     match status {
         RecordedStatus::Retry { delay } => tracing::warn!(
-            execution_id = %execution.id,
-            service = %execution.service,
-            attempt = execution.attempt,
             code = %error.code,
             retry_in_ms = delay.as_millis() as u64,
             rate_limited = matches!(error.class, ErrorClass::RateLimited { .. }),
             "reaction failed, will retry"
         ),
         _ => tracing::warn!(
-            execution_id = %execution.id,
-            service = %execution.service,
-            attempt = execution.attempt,
             code = %error.code,
             error = %error.message,
             "reaction failed for good"
