@@ -356,6 +356,8 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 #[cfg(test)]
+// figment's test jail returns its own (large) error type from every closure.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
