@@ -170,7 +170,7 @@ fn generate(root: &Path, service: &str) -> anyhow::Result<Names> {
     let crate_dir = root.join("crates").join(&names.crate_name);
     ensure!(
         !crate_dir.exists(),
-        "{} already exists",
+        "{} already exists: choose another name, or remove it first",
         crate_dir.display()
     );
 
@@ -296,7 +296,7 @@ fn apply_insertions(text: &str, insertions: &[Insertion], names: &Names) -> anyh
     for insertion in insertions {
         if text.contains(&insertion.conflict) {
             bail!(
-                "`{}` is already wired in ({} found)",
+                "`{}` is already wired in: `{}` is there already",
                 names.service,
                 insertion.conflict.trim()
             );
