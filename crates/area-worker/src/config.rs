@@ -356,6 +356,8 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

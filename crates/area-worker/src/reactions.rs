@@ -67,6 +67,9 @@ pub fn registry_from_lookup(
 }
 
 /// The services this binary was compiled with, configured or not.
+// One push per cargo feature, each behind its own cfg: a `vec![]` literal
+// cannot hold them, and a binary with no feature pushes nothing.
+#[allow(clippy::vec_init_then_push)]
 pub fn compiled_services() -> Vec<&'static str> {
     #[allow(unused_mut)]
     let mut services = Vec::new();
@@ -96,6 +99,8 @@ pub fn setting_prefixes() -> Vec<String> {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use crate::Config;
     use crate::config::Overrides;
