@@ -6,20 +6,35 @@ health checks, a migration step the workers wait for, two workers or more,
 stop grace longer than the drain deadline); the Kubernetes manifests (probes on
 /healthz and /readyz, a termination grace period longer than the drain
 deadline, a migration Job, the Secret that both read, non-root pods, a
-kustomization listing every manifest but the Secret example).
+kustomization listing every manifest but the Secret example); and, against
+the worker's sources, that every probe asks a GET route the API really serves,
+that every environment variable the files set is one the worker reads, and that
+the migrations are embedded in the binary rather than shipped beside it.
+
+With `--binary PATH` (a built `area-worker`), also asks the binary itself: each
+file's environment must pass `area-worker config` (which refuses unknown
+`AREA_` variables and invalid values), and `area-worker migrate` must work from
+a directory that holds no migrations, against a scratch database it drops
+afterwards (`DATABASE_URL`'s server, default the local one).
 
 Run by deploy/check; exits non-zero listing every problem found.
 """
 
+import argparse
 import json
+import os
 import pathlib
 import re
+import subprocess
 import sys
+import tempfile
+import uuid
 
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
+WORKER = ROOT / "crates" / "area-worker" / "src"
 
 # The worker's default AREA_DRAIN_TIMEOUT_MS, and how much longer than the
 # drain a stop must be allowed to take: the API and the last acks need time too.
@@ -191,15 +206,208 @@ def check_kubernetes():
         check(sources == [secret_name], "k8s: the Job must read DATABASE_URL from the Secret")
 
 
+def non_test_source(path):
+    """A Rust file's text before its `#[cfg(test)]` module."""
+    return path.read_text().split("#[cfg(test)]", 1)[0]
+
+
+def worker_variables():
+    """Every environment variable the worker reads, from its sources: the
+    options of `Config` (crates/area-worker/src/config.rs), the variables of
+    other subcommands, and those the reaction crates look up."""
+    config = non_test_source(WORKER / "config.rs")
+    block = config.split("options! {", 1)[1].split("\n}", 1)[0]
+    keys = re.findall(r"^\s+(\w+): [^=;]+ = ", block, re.MULTILINE)
+    keys += re.findall(r"pub (\w+): Option<", config)
+    foreign = re.search(r"FOREIGN_VARIABLES: \[&str; \d+\] = \[([^\]]*)\]", config)
+    keys += re.findall(r'"(\w+)"', foreign.group(1)) if foreign else []
+    variables = {"AREA_" + key.upper() for key in keys}
+    variables |= {"REDIS_URL", "DATABASE_URL"}
+    variables |= set(re.findall(r'env = "(\w+)"', (WORKER / "main.rs").read_text()))
+    for path in (ROOT / "crates").glob("reaction-*/src/**/*.rs"):
+        variables |= set(re.findall(r'"(AREA_[A-Z0-9_]+)"', non_test_source(path)))
+    check("AREA_CONCURRENCY" in variables, "worker: could not read the options of config.rs")
+    check("AREA_SMTP_HOST" in variables, "worker: could not read the reaction crates' variables")
+    return variables
+
+
+def api_get_routes():
+    """The paths the API serves with GET, from its router."""
+    router = (WORKER / "api" / "mod.rs").read_text()
+    return set(re.findall(r'\.route\(\s*"([^"]+)",\s*get\(', router))
+
+
+def dockerfile_runtime_env():
+    """The ENV of the Dockerfile's last stage, as a dict."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    runtime = re.split(r"^FROM ", text, flags=re.MULTILINE)[-1]
+    env = {}
+    for line in runtime.splitlines():
+        if line.startswith("ENV "):
+            for name, value in re.findall(r"(\w+)=(\S+)", line):
+                env[name] = value
+    return env
+
+
+def environments():
+    """Each environment the files give a container of the worker image: a
+    name, the variables and whether the container runs `run` (as opposed to
+    `migrate`). A compose variable without a value is passed through from the
+    shell only when set there: it is listed with the value None."""
+    image_env = dockerfile_runtime_env()
+    found = []
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        if "build" not in service:
+            continue
+        env = dict(image_env)
+        env.update({key: value for key, value in (service.get("environment") or {}).items()})
+        found.append((f"compose service `{name}`", env, service.get("command") != ["migrate"]))
+
+    manifests = load_manifests()
+    config = next((doc for (kind, _), (_, doc) in manifests.items() if kind == "ConfigMap"), {})
+    secret = next((doc for (kind, _), (_, doc) in manifests.items() if kind == "Secret"), {})
+    for (kind, name), (_, document) in manifests.items():
+        if kind not in ("Deployment", "Job"):
+            continue
+        container = document["spec"]["template"]["spec"]["containers"][0]
+        env = dict(image_env)
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                env.update(config.get("data", {}))
+            if "secretRef" in source:
+                env.update(secret.get("stringData", {}))
+        for variable in container.get("env", []):
+            if "value" in variable:
+                env[variable["name"]] = variable["value"]
+            elif variable.get("valueFrom", {}).get("secretKeyRef"):
+                key = variable["valueFrom"]["secretKeyRef"]["key"]
+                env[variable["name"]] = secret.get("stringData", {}).get(key)
+        found.append((f"k8s {kind} `{name}`", env, container.get("args") != ["migrate"]))
+    return found
+
+
+def check_against_sources():
+    variables = worker_variables()
+    for where, env, _ in environments():
+        for name in sorted(env):
+            check(name in variables, f"{where}: the worker reads no variable {name}")
+
+    routes = api_get_routes()
+    check("/readyz" in routes, "worker: could not read the API's routes")
+    probed = {}
+    for (kind, name), (_, document) in load_manifests().items():
+        if kind != "Deployment":
+            continue
+        container = document["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            path = container.get(probe, {}).get("httpGet", {}).get("path")
+            if path:
+                probed[f"k8s Deployment `{name}` {probe}"] = path
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        test = " ".join(service.get("healthcheck", {}).get("test", []))
+        for path in re.findall(r"GET (\S+) HTTP", test):
+            probed[f"compose service `{name}` healthcheck"] = path
+    check(probed, "no probe found in the manifests")
+    for where, path in sorted(probed.items()):
+        check(path in routes, f"{where}: the API serves no GET {path}")
+
+    migrate = non_test_source(ROOT / "crates" / "area-store" / "src" / "migrate.rs")
+    check(
+        'embed_migrations!("../../migrations")' in migrate,
+        "area-store: the migrations must be embedded with embed_migrations!",
+    )
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    runtime = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)[-1]
+    copies = re.findall(r"^COPY .*$", runtime, re.MULTILINE)
+    check(
+        copies == ["COPY --from=builder /usr/local/bin/area-worker /usr/local/bin/area-worker"],
+        f"Dockerfile: the runtime stage must copy the binary alone, found {copies}",
+    )
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    check(
+        not any(pattern.strip("/").startswith("migrations") for pattern in ignored),
+        ".dockerignore: the build needs migrations/ to embed them",
+    )
+
+
+def run_binary(binary, args, env, cwd):
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.run(
+        [binary, *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# What the runtime image (debian:bookworm-slim) has to offer a dynamically
+# linked binary: the C library and libgcc. No libssl, no libpq.
+RUNTIME_LIBRARIES = ("linux-vdso", "libc.so", "libm.so", "libgcc_s.so", "ld-linux", "libdl.so",
+                     "libpthread.so", "librt.so")
+
+
+def check_with_binary(binary):
+    """What only the worker itself can tell: whether it links anything the
+    slim image lacks, whether it accepts each file's environment, and whether
+    `migrate` needs files beside the binary."""
+    linked = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False)
+    libraries = [line.split()[0] for line in linked.stdout.splitlines() if line.strip()]
+    check(linked.returncode == 0 and libraries, f"ldd {binary} failed: {linked.stderr.strip()}")
+    foreign = [name for name in libraries if not name.startswith(RUNTIME_LIBRARIES) and "/ld-linux" not in name]
+    check(not foreign, f"area-worker links libraries the slim image lacks: {foreign}")
+
+    with tempfile.TemporaryDirectory() as empty:
+        for where, env, runs_worker in environments():
+            if not runs_worker:
+                continue
+            given = {key: str(value) for key, value in env.items() if value is not None}
+            done = run_binary(binary, ["config"], given, empty)
+            check(
+                done.returncode == 0,
+                f"{where}: `area-worker config` refuses its environment: "
+                f"{done.stderr.strip()[-400:]}",
+            )
+
+        server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/area")
+        server = server.rsplit("/", 1)[0]
+        database = f"area_deploy_check_{uuid.uuid4().hex[:12]}"
+        try:
+            done = run_binary(binary, ["migrate"], {"DATABASE_URL": f"{server}/{database}"}, empty)
+            check(
+                done.returncode == 0,
+                f"`area-worker migrate` from a directory without migrations failed: "
+                f"{done.stderr.strip()[-400:]}",
+            )
+        finally:
+            subprocess.run(
+                ["psql", f"{server}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{database}"'],
+                capture_output=True,
+                check=False,
+            )
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--binary", help="a built area-worker to ask as well")
+    args = parser.parse_args()
+
     check_dockerfile()
     check_compose()
     check_kubernetes()
+    check_against_sources()
+    if args.binary:
+        check_with_binary(args.binary)
     for problem in problems:
         print(f"deploy: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print("deploy: Dockerfile, compose stack and Kubernetes manifests agree with the worker")
+    asked = " (and the binary agrees)" if args.binary else ""
+    print(f"deploy: Dockerfile, compose stack and Kubernetes manifests agree with the worker{asked}")
     return 0
 
 

@@ -170,7 +170,7 @@ fn generate(root: &Path, service: &str) -> anyhow::Result<Names> {
     let crate_dir = root.join("crates").join(&names.crate_name);
     ensure!(
         !crate_dir.exists(),
-        "{} already exists",
+        "{} already exists: choose another name, or remove it first",
         crate_dir.display()
     );
 
@@ -296,7 +296,7 @@ fn apply_insertions(text: &str, insertions: &[Insertion], names: &Names) -> anyh
     for insertion in insertions {
         if text.contains(&insertion.conflict) {
             bail!(
-                "`{}` is already wired in ({} found)",
+                "`{}` is already wired in: `{}` is there already",
                 names.service,
                 insertion.conflict.trim()
             );
@@ -442,8 +442,33 @@ mod tests {
                 fs::remove_dir_all(&root).unwrap();
             }
             copy_sources(&workspace_root(), &root);
+            give_the_copy_its_own_version(&root);
             Self { root }
         }
+    }
+
+    /// Cargo names a path crate's build outputs after its name, version and
+    /// path *relative to the workspace root*, so the copy's crates would
+    /// overwrite this workspace's own outputs in the shared target directory,
+    /// and a later step of the same `cargo test` (its doctests) would find
+    /// crates that no longer match. Another version gives them outputs of
+    /// their own, while the registry crates are still shared.
+    fn give_the_copy_its_own_version(root: &Path) {
+        let manifest_path = root.join("Cargo.toml");
+        let manifest = fs::read_to_string(&manifest_path).unwrap();
+        let (head, package) = manifest
+            .split_once("[workspace.package]\n")
+            .expect("the root manifest has [workspace.package]");
+        let (version_line, rest) = package
+            .split_once('\n')
+            .expect("[workspace.package] has more than one line");
+        assert!(
+            version_line.starts_with("version = "),
+            "the first key of [workspace.package] is the version, found {version_line}"
+        );
+        let manifest =
+            format!("{head}[workspace.package]\nversion = \"0.0.0-new-reaction-test\"\n{rest}");
+        fs::write(&manifest_path, manifest).unwrap();
     }
 
     impl Drop for WorkspaceCopy {

@@ -356,7 +356,7 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 #[cfg(test)]
-// figment's test jail returns its own (large) error type from every closure.
+// figment's Jail closures return its own (large) error type.
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;

@@ -79,11 +79,8 @@ struct RunArgs {
 
 impl RunArgs {
     fn load(&self) -> anyhow::Result<Config> {
-        // Keys under a compiled reaction's prefix are that reaction's settings.
-        let prefixes: Vec<&str> = reactions::compiled_services()
-            .into_iter()
-            .map(|service| if service == "email" { "smtp" } else { service })
-            .collect();
+        let prefixes = reactions::setting_prefixes();
+        let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
         Ok(Config::load(
             self.config.as_deref(),
             &self.flags,

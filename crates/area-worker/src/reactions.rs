@@ -67,7 +67,8 @@ pub fn registry_from_lookup(
 }
 
 /// The services this binary was compiled with, configured or not.
-// Which pushes exist depends on the features, so `vec![]` cannot list them.
+// One push per cargo feature, each behind its own cfg: a `vec![]` literal
+// cannot hold them, and a binary with no feature pushes nothing.
 #[allow(clippy::vec_init_then_push)]
 pub fn compiled_services() -> Vec<&'static str> {
     #[allow(unused_mut)]
@@ -84,8 +85,26 @@ pub fn compiled_services() -> Vec<&'static str> {
     services
 }
 
+/// The configuration key prefixes of the compiled services: a key under one
+/// is that reaction's setting (`smtp_host` for email, `pager_duty_timeout_ms`,
+/// i.e. `AREA_PAGER_DUTY_TIMEOUT_MS`, for a `pager-duty` service).
+pub fn setting_prefixes() -> Vec<String> {
+    compiled_services()
+        .into_iter()
+        .map(|service| match service {
+            "email" => "smtp".to_owned(),
+            _ => service.replace('-', "_"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
+// figment's Jail closures return its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
+    use crate::Config;
+    use crate::config::Overrides;
+
     use super::*;
 
     /// Settings for every reaction that needs some, as an operator gives them.
@@ -111,5 +130,31 @@ mod tests {
             compiled,
             "a reaction behind a cargo feature must be registered in registry_from_lookup"
         );
+    }
+
+    #[test]
+    fn every_compiled_service_owns_the_variables_under_its_prefix() {
+        figment::Jail::expect_with(|jail| {
+            let prefixes = setting_prefixes();
+            let variables: Vec<String> = prefixes
+                .iter()
+                .map(|prefix| format!("AREA_{}_TIMEOUT_MS", prefix.to_uppercase()))
+                .collect();
+            for variable in &variables {
+                jail.set_env(variable, "2500");
+            }
+
+            let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+            let config = Config::load(None, &Overrides::default(), &prefixes)
+                .map_err(|error| error.to_string())?;
+            for variable in &variables {
+                assert_eq!(
+                    config.reaction_setting(variable).as_deref(),
+                    Some("2500"),
+                    "{variable} must reach its reaction"
+                );
+            }
+            Ok(())
+        });
     }
 }
