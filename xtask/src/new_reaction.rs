@@ -287,6 +287,11 @@ fn registration_edits(names: &Names) -> Vec<Insertion> {
             conflict: format!("services.push(\"{service}\")"),
             lines: names.fill("#[cfg(feature = \"__NAME__\")]\nservices.push(\"__NAME__\");\n"),
         },
+        Insertion {
+            marker: "workspace-services",
+            conflict: format!("\n    \"{service}\",\n"),
+            lines: format!("\"{service}\",\n"),
+        },
     ]
 }
 
@@ -365,12 +370,12 @@ mod tests {
     fn inserts_above_the_marker_with_its_indentation_and_refuses_duplicates() {
         let names = Names::new("pager").unwrap();
         let text = "fn f() {\n    one();\n    // xtask:new-reaction:services (keep)\n}\n";
-        let edited = apply_insertions(text, &registration_edits(&names)[1..], &names).unwrap();
+        let edited = apply_insertions(text, &registration_edits(&names)[1..2], &names).unwrap();
         assert_eq!(
             edited,
             "fn f() {\n    one();\n    #[cfg(feature = \"pager\")]\n    services.push(\"pager\");\n    // xtask:new-reaction:services (keep)\n}\n"
         );
-        let again = apply_insertions(&edited, &registration_edits(&names)[1..], &names);
+        let again = apply_insertions(&edited, &registration_edits(&names)[1..2], &names);
         assert!(again.is_err(), "a second run must not wire it twice");
         let missing = apply_insertions("no marker\n", &registration_edits(&names), &names);
         assert!(missing.is_err());

@@ -57,6 +57,11 @@ macro_rules! options {
             /// and any other key, which loading rejects.
             #[serde(flatten)]
             pub reactions: BTreeMap<String, Value>,
+            /// Keys of workspace reactions this binary was built without: a
+            /// fleet of single-reaction binaries may share one environment, so
+            /// they are dropped with a warning rather than refused.
+            #[serde(skip)]
+            pub ignored_settings: Vec<String>,
         }
 
         impl Default for Config {
@@ -67,6 +72,7 @@ macro_rules! options {
                     api_token: None,
                     api_token_file: None,
                     reactions: BTreeMap::new(),
+                    ignored_settings: Vec::new(),
                 }
             }
         }
@@ -209,11 +215,14 @@ impl Config {
     }
 
     /// Loads the layers: defaults, `file`, the process environment, `flags`.
-    /// `reaction_prefixes` are the key prefixes owned by the compiled reactions.
+    /// `reaction_prefixes` are the key prefixes owned by the compiled reactions,
+    /// `absent_prefixes` those of the workspace's other reactions, whose keys
+    /// are set aside in [`Config::ignored_settings`].
     pub fn load(
         file: Option<&Path>,
         flags: &Overrides,
         reaction_prefixes: &[&str],
+        absent_prefixes: &[&str],
     ) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = file {
@@ -226,14 +235,24 @@ impl Config {
             .merge(Env::raw().only(&["REDIS_URL", "DATABASE_URL"]))
             .merge(Env::prefixed("AREA_").ignore(&FOREIGN_VARIABLES))
             .merge(Serialized::defaults(flags));
-        let config: Self = figment.extract().map_err(Box::new)?;
+        let mut config: Self = figment.extract().map_err(Box::new)?;
 
-        for key in config.reactions.keys() {
-            let owned = reaction_prefixes.iter().any(|prefix| {
+        let under = |prefixes: &[&str], key: &str| {
+            prefixes.iter().any(|prefix| {
                 key.strip_prefix(prefix)
                     .is_some_and(|rest| rest.starts_with('_'))
-            });
-            if !owned {
+            })
+        };
+        let (ignored, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut config.reactions)
+                .into_iter()
+                .partition(|(key, _)| {
+                    !under(reaction_prefixes, key) && under(absent_prefixes, key)
+                });
+        config.reactions = kept;
+        config.ignored_settings = ignored.into_keys().collect();
+        for key in config.reactions.keys() {
+            if !under(reaction_prefixes, key) {
                 let source_name = figment.find_metadata(key).map_or_else(
                     || "an unknown layer".to_owned(),
                     |metadata| metadata.name.to_string(),
@@ -323,7 +342,16 @@ impl Config {
         }
         self.retry_policy().map_err(|error| error.to_string())?;
 
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self
+            .ignored_settings
+            .iter()
+            .map(|key| {
+                format!(
+                    "{key} (AREA_{}) belongs to a reaction this binary was built without; ignored",
+                    key.to_uppercase()
+                )
+            })
+            .collect();
         if self.reaction_timeout_ms > self.lease_ms {
             warnings.push(format!(
                 "AREA_REACTION_TIMEOUT_MS ({}) is longer than AREA_LEASE_MS ({}): a slow attempt \
@@ -373,7 +401,7 @@ mod tests {
                 .expect("the jail can hold a file");
             PathBuf::from("area.toml")
         });
-        Config::load(path.as_deref(), flags, &PREFIXES)
+        Config::load(path.as_deref(), flags, &PREFIXES, &["pager"])
     }
 
     #[test]
@@ -423,6 +451,35 @@ mod tests {
             jail.set_env("AREA_LEASE_MSS", "5");
             let error = load_in(jail, None, &Overrides::default()).unwrap_err();
             assert!(error.to_string().contains("AREA_LEASE_MSS"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn settings_of_reactions_built_out_are_ignored_with_a_warning() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AREA_PAGER_TOKEN", "not-for-this-binary");
+            jail.set_env("AREA_SMTP_HOST", "127.0.0.1");
+            let config = load_in(jail, None, &Overrides::default()).unwrap();
+            assert_eq!(config.ignored_settings, ["pager_token"]);
+            assert_eq!(config.reaction_setting("AREA_PAGER_TOKEN"), None);
+            assert_eq!(
+                config.reaction_setting("AREA_SMTP_HOST").as_deref(),
+                Some("127.0.0.1")
+            );
+            let warnings = config.check().unwrap();
+            assert!(
+                warnings
+                    .iter()
+                    .any(|warning| warning.contains("AREA_PAGER_TOKEN")),
+                "{warnings:?}"
+            );
+            assert!(!config.to_redacted_toml().contains("not-for-this-binary"));
+
+            // A near miss of a known prefix is still a typo.
+            jail.set_env("AREA_PAGERTOKEN", "x");
+            let error = load_in(jail, None, &Overrides::default()).unwrap_err();
+            assert!(error.to_string().contains("AREA_PAGERTOKEN"), "{error}");
             Ok(())
         });
     }

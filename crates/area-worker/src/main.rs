@@ -79,12 +79,15 @@ struct RunArgs {
 
 impl RunArgs {
     fn load(&self) -> anyhow::Result<Config> {
-        let prefixes = reactions::setting_prefixes();
-        let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        let served = reactions::setting_prefixes();
+        let served: Vec<&str> = served.iter().map(String::as_str).collect();
+        let absent = reactions::absent_setting_prefixes();
+        let absent: Vec<&str> = absent.iter().map(String::as_str).collect();
         Ok(Config::load(
             self.config.as_deref(),
             &self.flags,
-            &prefixes,
+            &served,
+            &absent,
         )?)
     }
 }

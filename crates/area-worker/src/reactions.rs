@@ -85,16 +85,40 @@ pub fn compiled_services() -> Vec<&'static str> {
     services
 }
 
+/// Every reaction service of this workspace, compiled into this binary or not.
+pub const WORKSPACE_SERVICES: &[&str] = &[
+    "webhook", "email", "slack",
+    "noop",
+    // xtask:new-reaction:workspace-services (cargo xtask new-reaction adds services above)
+];
+
+/// A service's configuration key prefix: `smtp` for email, `pager_duty` (i.e.
+/// `AREA_PAGER_DUTY_*`) for a `pager-duty` service.
+fn setting_prefix(service: &str) -> String {
+    match service {
+        "email" => "smtp".to_owned(),
+        _ => service.replace('-', "_"),
+    }
+}
+
 /// The configuration key prefixes of the compiled services: a key under one
-/// is that reaction's setting (`smtp_host` for email, `pager_duty_timeout_ms`,
-/// i.e. `AREA_PAGER_DUTY_TIMEOUT_MS`, for a `pager-duty` service).
+/// is that reaction's setting.
 pub fn setting_prefixes() -> Vec<String> {
     compiled_services()
         .into_iter()
-        .map(|service| match service {
-            "email" => "smtp".to_owned(),
-            _ => service.replace('-', "_"),
-        })
+        .map(setting_prefix)
+        .collect()
+}
+
+/// The key prefixes of the workspace's reactions this binary was built
+/// without: their settings are ignored with a warning, so single-reaction
+/// binaries can share one environment.
+pub fn absent_setting_prefixes() -> Vec<String> {
+    let compiled = compiled_services();
+    WORKSPACE_SERVICES
+        .iter()
+        .filter(|service| !compiled.contains(service))
+        .map(|service| setting_prefix(service))
         .collect()
 }
 
@@ -145,7 +169,7 @@ mod tests {
             }
 
             let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
-            let config = Config::load(None, &Overrides::default(), &prefixes)
+            let config = Config::load(None, &Overrides::default(), &prefixes, &[])
                 .map_err(|error| error.to_string())?;
             for variable in &variables {
                 assert_eq!(
