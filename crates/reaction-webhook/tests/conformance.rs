@@ -120,10 +120,12 @@ async fn webhook_reaction_conforms() {
     );
 
     match report.hang {
-        Some(HangResult::Returned { error, elapsed }) => {
+        // Returning at all means within the kit's 1 s attempt timeout plus its
+        // 1 s grace, long before the reaction's own 5 s timeout: it honoured
+        // the attempt's deadline. No wall-clock bound beyond the kit's.
+        Some(HangResult::Returned { error, .. }) => {
             assert_eq!(error.code, "timeout", "{error:?}");
             assert!(error.possible_duplicate, "the request may have arrived");
-            assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
         }
         other => panic!("the webhook ends its own attempt before the engine must: {other:?}"),
     }
