@@ -24,6 +24,11 @@ async fn malformed_events_are_dead_lettered_with_a_reason_and_valid_ones_still_r
     let bad_area = env.publish(&json!({"area_id": "not-a-uuid"})).await?;
     let unknown_area = env.publish(&json!({"area_id": Uuid::new_v4()})).await?;
     let no_field = env.publish_raw(&[("other", b"x")]).await?;
+    // An id too long for the dedup key's index, in the same batch as the valid
+    // event: it must not take the batch down with it.
+    let long_id = env
+        .publish(&json!({"id": "x".repeat(8000), "area_id": area_id}))
+        .await?;
     env.publish(&json!({"id": "evt-valid", "area_id": area_id}))
         .await?;
 
@@ -39,9 +44,9 @@ async fn malformed_events_are_dead_lettered_with_a_reason_and_valid_ones_still_r
         },
     )
     .await?;
-    let dead = eventually("five dead letters", Duration::from_secs(10), || async {
+    let dead = eventually("six dead letters", Duration::from_secs(10), || async {
         let dead = env.redis.dead_letters(None, 100).await?;
-        Ok((dead.len() == 5).then_some(dead))
+        Ok((dead.len() == 6).then_some(dead))
     })
     .await?;
     worker.stop().await?;
@@ -63,6 +68,13 @@ async fn malformed_events_are_dead_lettered_with_a_reason_and_valid_ones_still_r
     );
     assert_eq!(code_of(&unknown_area).0, "unknown_area");
     assert_eq!(code_of(&no_field).0, "missing_event_field");
+    assert_eq!(
+        code_of(&long_id),
+        (
+            "invalid_field",
+            "field `id` is invalid: 8000 bytes long; at most 256"
+        )
+    );
     let original = dead
         .iter()
         .find(|letter| letter.entry_id == bad_json)

@@ -173,13 +173,10 @@ impl Event {
             Some(other) => return Err(wrong_type("area_id", "a UUID string", &other)),
         };
         let id = match optional_string(&mut object, "id")? {
-            Some(id) if id.is_empty() => {
-                return Err(EventError::InvalidField {
-                    field: "id",
-                    reason: "empty".into(),
-                });
+            Some(id) => {
+                check_event_id(&id)?;
+                EventId(id)
             }
-            Some(id) => EventId(id),
             None => EventId(entry_id.to_owned()),
         };
         let action = optional_string(&mut object, "action")?;
@@ -228,6 +225,36 @@ fn optional_string(
         Some(Value::String(text)) => Ok(Some(text)),
         Some(other) => Err(wrong_type(field, "a string", &other)),
     }
+}
+
+/// Longest event id accepted, in bytes. The id becomes part of the dedup key
+/// (a unique index entry, which PostgreSQL caps near 2.7 kB) and of the
+/// `webhook-id` header, so it is kept short and printable.
+pub const MAX_EVENT_ID_BYTES: usize = 256;
+
+/// An event id is 1 to [`MAX_EVENT_ID_BYTES`] visible ASCII characters (no
+/// spaces or control characters), so that it fits the dedup key's index and
+/// travels unchanged in an HTTP header.
+fn check_event_id(id: &str) -> Result<(), EventError> {
+    let invalid = |reason: String| EventError::InvalidField {
+        field: "id",
+        reason,
+    };
+    if id.is_empty() {
+        return Err(invalid("empty".into()));
+    }
+    if id.len() > MAX_EVENT_ID_BYTES {
+        return Err(invalid(format!(
+            "{} bytes long; at most {MAX_EVENT_ID_BYTES}",
+            id.len()
+        )));
+    }
+    if let Some(bad) = id.chars().find(|char| !char.is_ascii_graphic()) {
+        return Err(invalid(format!(
+            "contains {bad:?}; only visible ASCII characters are allowed"
+        )));
+    }
+    Ok(())
 }
 
 fn wrong_type(field: &'static str, expected: &str, found: &Value) -> EventError {
@@ -284,6 +311,30 @@ mod tests {
 
     fn decode(text: &str) -> Result<Event, EventError> {
         Event::decode(text.as_bytes(), "1-0", DecodeLimits::default())
+    }
+
+    #[test]
+    fn event_ids_are_short_visible_ascii() {
+        let with_id =
+            |id: &str| decode(&serde_json::json!({"area_id": AREA, "id": id}).to_string());
+        assert!(with_id("push-42:ok/Z_~").is_ok());
+        assert!(with_id(&"x".repeat(MAX_EVENT_ID_BYTES)).is_ok());
+        for (id, says) in [
+            (String::new(), "empty"),
+            ("x".repeat(MAX_EVENT_ID_BYTES + 1), "at most 256"),
+            ("two\nlines".to_owned(), "'\\n'"),
+            ("with space".to_owned(), "' '"),
+            ("r\u{e9}sum\u{e9}".to_owned(), "'\u{e9}'"),
+            ("nul\u{0}".to_owned(), "'\\0'"),
+        ] {
+            let error = with_id(&id).unwrap_err();
+            assert_eq!(error.code(), "invalid_field", "{id:?}");
+            let message = error.to_string();
+            assert!(
+                message.contains("`id`") && message.contains(says),
+                "{id:?}: {message}"
+            );
+        }
     }
 
     #[test]

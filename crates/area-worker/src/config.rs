@@ -110,6 +110,11 @@ macro_rules! options {
                         insert(&mut table, key, value);
                     }
                 }
+                for key in ["redis_url", "database_url"] {
+                    if let Some(toml::Value::String(url)) = table.get_mut(key) {
+                        *url = redact_url_password(url);
+                    }
+                }
                 toml::to_string(&table).unwrap_or_default()
             }
         }
@@ -166,6 +171,30 @@ options! {
 }
 
 const REDACTED: &str = "[redacted]";
+
+/// `url` with the password of its user-info, if any, replaced by
+/// `[redacted]`: `postgres://app:pw@db/area` → `postgres://app:[redacted]@db/area`.
+fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |at| scheme_end + at);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|at| scheme_end + at)
+    else {
+        return url.to_owned();
+    };
+    match url[scheme_end..at]
+        .find(':')
+        .map(|colon| scheme_end + colon)
+    {
+        Some(colon) => format!("{}:{REDACTED}{}", &url[..colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
 
 /// Debug shows the redacted configuration: reaction settings may hold secrets.
 impl std::fmt::Debug for Config {
@@ -453,6 +482,35 @@ mod tests {
             assert!(error.to_string().contains("AREA_LEASE_MSS"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn passwords_in_service_urls_are_redacted() {
+        assert_eq!(
+            redact_url_password("postgres://app:s3cret@db:5432/area?sslmode=require"),
+            "postgres://app:[redacted]@db:5432/area?sslmode=require"
+        );
+        assert_eq!(
+            redact_url_password("redis://:hunter2@cache:6379/0"),
+            "redis://:[redacted]@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url_password("redis://cache:6379/0"),
+            "redis://cache:6379/0"
+        );
+        assert_eq!(
+            redact_url_password("postgres://app@db/area"),
+            "postgres://app@db/area"
+        );
+        let mut config = Config::defaults();
+        config.database_url = "postgres://app:s3cret@db/area".into();
+        config.redis_url = "redis://:hunter2@cache".into();
+        let printed = config.to_redacted_toml();
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]
