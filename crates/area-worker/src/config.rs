@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use area_core::RetryPolicy;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -206,6 +208,46 @@ impl std::fmt::Debug for Config {
 /// `AREA_` variables that other subcommands read; `run` ignores them.
 const FOREIGN_VARIABLES: [&str; 3] = ["log_format", "api_url", "config"];
 
+/// The environment layer: `REDIS_URL`, `DATABASE_URL` and every `AREA_<KEY>`
+/// as `<key>`, each value kept as the exact string it was given. (figment's
+/// own `Env` reads values as TOML-like literals, which turned a password
+/// `0123` into the number 123 and refused a stream prefix `1`.)
+struct Environment;
+
+impl Provider for Environment {
+    fn metadata(&self) -> Metadata {
+        // Errors name the variable an operator would set.
+        Metadata::named("environment variable(s)").interpolater(|_, path| {
+            let key = path.join("_").to_ascii_uppercase();
+            match key.as_str() {
+                "REDIS_URL" | "DATABASE_URL" => key,
+                _ => format!("AREA_{key}"),
+            }
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (name, value) in std::env::vars_os() {
+            let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+                continue;
+            };
+            let key = match name {
+                "REDIS_URL" | "DATABASE_URL" => name.to_ascii_lowercase(),
+                _ => match name.strip_prefix("AREA_") {
+                    Some(rest) if !rest.is_empty() => rest.to_ascii_lowercase(),
+                    _ => continue,
+                },
+            };
+            if FOREIGN_VARIABLES.contains(&key.as_str()) {
+                continue;
+            }
+            dict.insert(key, figment::value::Value::from(value.to_owned()));
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -261,10 +303,11 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let figment = figment
-            .merge(Env::raw().only(&["REDIS_URL", "DATABASE_URL"]))
-            .merge(Env::prefixed("AREA_").ignore(&FOREIGN_VARIABLES))
+            .merge(Environment)
             .merge(Serialized::defaults(flags));
-        let mut config: Self = figment.extract().map_err(Box::new)?;
+        // Lossy: a string from the environment becomes a number or a boolean
+        // where the option is one, and stays a string everywhere else.
+        let mut config: Self = figment.extract_lossy().map_err(Box::new)?;
 
         let under = |prefixes: &[&str], key: &str| {
             prefixes.iter().any(|prefix| {
@@ -480,6 +523,43 @@ mod tests {
             jail.set_env("AREA_LEASE_MSS", "5");
             let error = load_in(jail, None, &Overrides::default()).unwrap_err();
             assert!(error.to_string().contains("AREA_LEASE_MSS"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_values_keep_their_exact_text() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AREA_STREAM_PREFIX", "1");
+            jail.set_env("AREA_GROUP", "007");
+            jail.set_env("AREA_API_TOKEN", "123456789");
+            jail.set_env("AREA_SMTP_PASSWORD", "0123");
+            jail.set_env("AREA_SLACK_API_URL", "[x]");
+            jail.set_env("AREA_CONCURRENCY", "64");
+            jail.set_env("AREA_IN_DOUBT_POLICY", "fail");
+            let config = load_in(jail, None, &Overrides::default()).unwrap();
+            assert_eq!(config.stream_prefix, "1");
+            assert_eq!(config.group, "007");
+            let token = config.resolve_api_token().unwrap().unwrap();
+            assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "123456789");
+            assert_eq!(
+                config.reaction_setting("AREA_SMTP_PASSWORD").as_deref(),
+                Some("0123")
+            );
+            assert_eq!(
+                config.reaction_setting("AREA_SLACK_API_URL").as_deref(),
+                Some("[x]")
+            );
+            assert_eq!(config.concurrency, 64);
+            assert_eq!(config.in_doubt_policy, InDoubtPolicy::Fail);
+
+            jail.set_env("AREA_CONCURRENCY", "lots");
+            let error = load_in(jail, None, &Overrides::default()).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains("AREA_CONCURRENCY") && message.contains("lots"),
+                "{message}"
+            );
             Ok(())
         });
     }
