@@ -169,7 +169,7 @@ fn real_main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let registry = reactions::registry_from_lookup(|name: &str| config.reaction_setting(name))?;
+    let registry = reactions::registry_from_config(&config)?;
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("listen on {}", config.api_addr))?;
@@ -184,8 +184,7 @@ fn show_config(config: &Config) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     config.resolve_api_token().map_err(anyhow::Error::msg)?;
-    reactions::registry_from_lookup(|name: &str| config.reaction_setting(name))
-        .context("check the reactions' settings")?;
+    reactions::registry_from_config(config).context("check the reactions' settings")?;
     Ok(())
 }
 

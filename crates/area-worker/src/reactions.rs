@@ -16,6 +16,32 @@ pub fn registry_from_env() -> anyhow::Result<Registry> {
     registry_from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
 }
 
+/// Builds the registry from the worker's configuration, and refuses a setting
+/// under a served reaction's prefix that the reaction never reads: a misspelt
+/// `AREA_SMTP_PASWORD` would otherwise be ignored without a word.
+pub fn registry_from_config(config: &crate::config::Config) -> anyhow::Result<Registry> {
+    let asked = std::cell::RefCell::new(std::collections::HashSet::new());
+    let registry = registry_from_lookup(|name: &str| {
+        asked.borrow_mut().insert(name.to_owned());
+        config.reaction_setting(name)
+    })?;
+    let asked = asked.into_inner();
+    for service in registry.services() {
+        let prefix = format!("{}_", setting_prefix(service));
+        let unread = config.reactions.keys().find(|key| {
+            key.starts_with(&prefix) && !asked.contains(&format!("AREA_{}", key.to_uppercase()))
+        });
+        if let Some(key) = unread {
+            anyhow::bail!(
+                "unknown configuration key `{key}` (AREA_{}): the {service} reaction has no such \
+                 setting",
+                key.to_uppercase()
+            );
+        }
+    }
+    Ok(registry)
+}
+
 /// As [`registry_from_env`], with variables looked up through `lookup`.
 #[allow(unused_variables)]
 pub fn registry_from_lookup(
@@ -180,5 +206,20 @@ mod tests {
             }
             Ok(())
         });
+    }
+
+    #[cfg(feature = "webhook")]
+    #[test]
+    fn a_misspelt_setting_of_a_served_reaction_is_refused() {
+        let mut config = crate::config::Config::defaults();
+        config
+            .reactions
+            .insert("webhook_allow".into(), "127.0.0.1".into());
+        assert!(registry_from_config(&config).is_ok());
+        config
+            .reactions
+            .insert("webhook_alow".into(), "10.0.0.0/8".into());
+        let error = registry_from_config(&config).unwrap_err().to_string();
+        assert!(error.contains("AREA_WEBHOOK_ALOW"), "{error}");
     }
 }
