@@ -21,7 +21,7 @@ mod seed;
 pub use error::Error;
 pub use executions::{AttemptRecord, ClaimedExecution, RecordedStatus, StaleExecution};
 pub use fanout::{AreaPlan, NewExecution, PlannedReaction, QueuedExecution};
-pub use migrate::{create_database_if_missing, database_name, run_migrations};
+pub use migrate::{create_database_if_missing, database_name, pending_migrations, run_migrations};
 pub use models::{ExecutionRow, ExecutionStatus};
 pub use pool::{Store, StoreOptions};
 pub use queries::{CancelOutcome, ExecutionCursor, ExecutionFilter, RetryOutcome, StatusCount};

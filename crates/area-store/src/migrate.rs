@@ -80,3 +80,23 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Error> {
     .await
     .map_err(|error| Error::Migration(format!("migration task failed: {error}")))?
 }
+
+/// The embedded migrations not yet applied to the database (all of them when
+/// the schema was never created), oldest first.
+pub async fn pending_migrations(database_url: &str) -> Result<Vec<String>, Error> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut connection =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .map_err(Error::Connect)?;
+        let pending = connection
+            .pending_migrations(MIGRATIONS)
+            .map_err(|error| Error::Migration(error.to_string()))?;
+        Ok(pending
+            .iter()
+            .map(|migration| migration.name().version().to_string())
+            .collect())
+    })
+    .await
+    .map_err(|error| Error::Migration(format!("migration check failed: {error}")))?
+}

@@ -68,6 +68,7 @@ pub async fn run(
         _ => tracing::info!("{}", access.describe(api_addr)),
     }
 
+    check_schema(&config.database_url).await?;
     let store = Store::lazy(&store_options(&config)).context("build the database pool")?;
     let redis = connect_redis(&config, &shutdown).await?;
     let state = Arc::new(EngineState::default());
@@ -105,6 +106,31 @@ pub async fn run(
         Err(error) => tracing::warn!(error = %error, "the API server task failed"),
     }
     Ok(())
+}
+
+/// Refuses to start on a database without the current schema, naming the
+/// command that fixes it; a database that cannot be reached yet is only
+/// reported, since the engine waits for it like for any outage.
+async fn check_schema(database_url: &str) -> anyhow::Result<()> {
+    match area_store::pending_migrations(database_url).await {
+        Ok(pending) if pending.is_empty() => Ok(()),
+        Ok(pending) => anyhow::bail!(
+            "the database lacks {} migration(s) ({}): run `area-worker migrate` first",
+            pending.len(),
+            pending.join(", ")
+        ),
+        Err(area_store::Error::Connect(error)) => {
+            tracing::warn!(
+                error = %error,
+                "cannot reach PostgreSQL yet; the worker keeps trying and /readyz says not ready"
+            );
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot check the database schema");
+            Ok(())
+        }
+    }
 }
 
 /// The engine's settings from the configuration.
