@@ -75,6 +75,11 @@ impl Api {
             request = request.header(header::AUTHORIZATION, authorization);
         }
         let request = request.body(Body::from(body.unwrap_or_default().to_owned()))?;
+        self.send(request).await
+    }
+
+    /// Sends a request the test built itself, headers and all.
+    pub(crate) async fn send(&self, request: Request<Body>) -> anyhow::Result<(StatusCode, Value)> {
         let response = self.router.clone().oneshot(request).await?;
         let status = response.status();
         let is_json = response
@@ -566,6 +571,234 @@ async fn without_a_token_a_public_address_refuses_mutations() -> anyhow::Result<
     assert!(!api.state.state.is_paused());
     let (status, _) = api.get("/api/worker/status").await?;
     assert_eq!(status, StatusCode::OK);
+    Ok(())
+}
+
+/// A `POST` as a browser or curl would send it to `127.0.0.1:8080`.
+fn post_with(uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:8080");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(Body::from(body.to_owned()))
+        .expect("the test's headers are valid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_on_other_sites_cannot_publish_or_pause() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let (area_id, _) = api
+        .env
+        .area(&[("webhook", json!({"url": "http://127.0.0.1:9/"}))])
+        .await?;
+    let event = json!({"id": "evt-csrf", "area_id": area_id}).to_string();
+    let form = "application/x-www-form-urlencoded";
+
+    let cross_site = [
+        post_with(
+            "/api/events",
+            &[
+                ("origin", "https://evil.example"),
+                ("content-type", "text/plain"),
+            ],
+            &event,
+        ),
+        post_with(
+            "/api/events",
+            &[
+                ("origin", "https://evil.example"),
+                ("content-type", "application/json"),
+            ],
+            &event,
+        ),
+        post_with(
+            "/api/worker/pause",
+            &[("origin", "https://evil.example"), ("content-type", form)],
+            "",
+        ),
+        post_with(
+            "/api/worker/pause",
+            &[("origin", "http://127.0.0.1:3000")],
+            "",
+        ),
+        post_with("/api/worker/pause", &[("origin", "null")], ""),
+        post_with("/api/worker/pause", &[("sec-fetch-site", "cross-site")], ""),
+        post_with("/api/worker/pause", &[("sec-fetch-site", "same-site")], ""),
+        post_with(
+            "/api/worker/pause",
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+            "",
+        ),
+    ];
+    for request in cross_site {
+        let described = format!("{} {:?}", request.uri(), request.headers());
+        let (status, body) = api.send(request).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{described}: {body}");
+        assert_eq!(error_code(&body), "cross_site", "{described}");
+    }
+    let events = api.env.redis.keys().events();
+    assert_eq!(
+        api.env.redis.stream_info(&events).await?.length,
+        0,
+        "nothing was published"
+    );
+    assert!(!api.state.state.is_paused(), "the worker was not paused");
+
+    // The API's own origin, as a page it served would send it.
+    let (status, body) = api
+        .send(post_with(
+            "/api/worker/pause",
+            &[
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            "",
+        ))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(api.state.state.is_paused());
+    let (status, body) = api
+        .send(post_with(
+            "/api/events",
+            &[
+                ("origin", "http://127.0.0.1:8080"),
+                ("content-type", "application/json; charset=utf-8"),
+            ],
+            &event,
+        ))
+        .await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // Reads stay open to anyone.
+    let read = Request::builder()
+        .uri("/api/worker/status")
+        .header(header::HOST, "evil.example")
+        .header(header::ORIGIN, "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())?;
+    let (status, body) = api.send(read).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_need_the_json_content_type() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    let (area_id, _) = api
+        .env
+        .area(&[("webhook", json!({"url": "http://127.0.0.1:9/"}))])
+        .await?;
+    let event = json!({"id": "evt-plain", "area_id": area_id}).to_string();
+
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let headers: Vec<_> = content_type
+            .map(|value| ("content-type", value))
+            .into_iter()
+            .collect();
+        let (status, body) = api.send(post_with("/api/events", &headers, &event)).await?;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {body}"
+        );
+        assert_eq!(error_code(&body), "unsupported_media_type");
+    }
+    let events = api.env.redis.keys().events();
+    assert_eq!(api.env.redis.stream_info(&events).await?.length, 0);
+
+    // The cancel body is optional: none needs no content type, some needs JSON.
+    let execution = api.execution(area_id, "evt-plain", "webhook").await?;
+    let cancel = format!("/api/executions/{execution}/cancel");
+    let (status, body) = api
+        .send(post_with(
+            &cancel,
+            &[("content-type", "text/plain")],
+            r#"{"reason":"x"}"#,
+        ))
+        .await?;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    let (status, body) = api.send(post_with(&cancel, &[], "")).await?;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an empty cancel body needs no type: {body}"
+    );
+    assert_eq!(body["execution"]["status"], "canceled");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_only_loopback_host_names_may_mutate() -> anyhow::Result<()> {
+    let api = Api::new().await?;
+    for host in ["evil.example", "evil.example:8080", "192.168.1.10:8080"] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/worker/pause")
+            .header(header::HOST, host)
+            .body(Body::empty())?;
+        let (status, body) = api.send(request).await?;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::FORBIDDEN, "bad_host"),
+            "{host}"
+        );
+    }
+    assert!(!api.state.state.is_paused(), "a rebound name cannot pause");
+
+    for host in ["localhost:8080", "127.0.0.1", "[::1]:9999"] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/worker/pause")
+            .header(header::HOST, host)
+            .body(Body::empty())?;
+        let (status, body) = api.send(request).await?;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+    }
+
+    // With a token the Host is not checked, but cross-site requests still are.
+    let token = SecretString::from("router-secret");
+    let api =
+        Api::with_access(|_| MutationAccess::new(Some(&token), "0.0.0.0:8080".parse().unwrap()))
+            .await?;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/worker/pause")
+        .header(header::HOST, "area.example")
+        .header(header::AUTHORIZATION, "Bearer router-secret")
+        .body(Body::empty())?;
+    let (status, body) = api.send(request).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/worker/resume")
+        .header(header::HOST, "area.example")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::AUTHORIZATION, "Bearer router-secret")
+        .body(Body::empty())?;
+    let (status, body) = api.send(request).await?;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "cross_site")
+    );
+    assert!(
+        api.state.state.is_paused(),
+        "the cross-site resume did nothing"
+    );
     Ok(())
 }
 

@@ -251,3 +251,65 @@ async fn status_command_reports_a_running_worker() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_worker_without_token_serves_curl_but_not_other_sites() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let worker = TestWorker::start(WorkerOptions::for_env(&env)).await?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let base = format!("http://{}", worker.api_addr);
+    let state = || async {
+        let status: Value = http
+            .get(format!("{base}/api/worker/status"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::Ok(status["state"].clone())
+    };
+
+    let curl_like = http.post(format!("{base}/api/worker/pause")).send().await?;
+    assert_eq!(curl_like.status(), 200, "{}", curl_like.text().await?);
+    assert_eq!(state().await?, "paused");
+
+    let from_a_page = http
+        .post(format!("{base}/api/worker/resume"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await?;
+    assert_eq!(from_a_page.status(), 403);
+    let body: Value = from_a_page.json().await?;
+    assert_eq!(body["error"]["code"], "cross_site", "{body}");
+
+    let rebound = http
+        .post(format!("{base}/api/worker/resume"))
+        .header("host", format!("evil.example:{}", worker.api_addr.port()))
+        .send()
+        .await?;
+    assert_eq!(rebound.status(), 403);
+    let body: Value = rebound.json().await?;
+    assert_eq!(body["error"]["code"], "bad_host", "{body}");
+    assert_eq!(state().await?, "paused", "neither refused request resumed");
+
+    let plain_text = http
+        .post(format!("{base}/api/events"))
+        .header("content-type", "text/plain")
+        .body(json!({"area_id": uuid::Uuid::new_v4()}).to_string())
+        .send()
+        .await?;
+    assert_eq!(plain_text.status(), 415);
+
+    let same_origin = http
+        .post(format!("{base}/api/worker/resume"))
+        .header("origin", base.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await?;
+    assert_eq!(same_origin.status(), 200);
+    assert_eq!(state().await?, "running");
+    worker.stop().await?;
+    Ok(())
+}

@@ -146,7 +146,7 @@ pub(crate) async fn list(
         (status = 200, description = "Appended to its original stream and removed from the dead letters", body = Redriven),
         (status = 400, description = "The id is not a stream entry id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
         (status = 404, description = "No such dead letter", body = ErrorBody),
         (status = 409, description = "The dead letter does not name its stream", body = ErrorBody),
         (status = 503, description = "Redis does not answer", body = ErrorBody),

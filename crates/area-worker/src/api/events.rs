@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::Body;
+use super::extract::JsonBody;
 use super::{ApiError, ApiState, ErrorBody};
 
 /// An event, as producers append it to the event stream (documentation only:
@@ -59,15 +59,16 @@ pub struct Published {
         (status = 202, description = "Appended to the event stream", body = Published),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
         (status = 413, description = "The body is larger than the event limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid; `field` names it", body = ErrorBody),
         (status = 503, description = "Redis or PostgreSQL does not answer", body = ErrorBody),
     )
 )]
 pub(crate) async fn publish(
     State(api): State<ApiState>,
-    Body(body): Body,
+    JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let event = Event::decode(&body, "pending", api.decode_limits).map_err(event_error)?;
     let text = std::str::from_utf8(&body).expect("decoding checked the body is UTF-8");

@@ -21,7 +21,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{Body, PathParam, Query, checked_text, instant_parameter, uuid_parameter};
+use super::extract::{
+    OptionalJsonBody, PathParam, Query, checked_text, instant_parameter, uuid_parameter,
+};
 use super::{ApiError, ApiState, ErrorBody};
 
 /// Page size when the request sets none.
@@ -261,10 +263,11 @@ pub(crate) async fn show(
         (status = 200, description = "Canceled (or already was)", body = Canceled),
         (status = 400, description = "The id is not a UUID, or the body is not JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
         (status = 404, description = "No such execution", body = ErrorBody),
         (status = 409, description = "The execution already finished (`ok` or `failed`)", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
         (status = 422, description = "The reason is not valid", body = ErrorBody),
         (status = 503, description = "PostgreSQL does not answer", body = ErrorBody),
     )
@@ -272,7 +275,7 @@ pub(crate) async fn show(
 pub(crate) async fn cancel(
     State(api): State<ApiState>,
     PathParam(id): PathParam,
-    Body(body): Body,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Json<Canceled>, ApiError> {
     let id = uuid_parameter("id", &id)?;
     let reason = cancel_reason(&body)?;
@@ -312,7 +315,7 @@ pub(crate) async fn cancel(
         (status = 202, description = "A new attempt is due now", body = Retried),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
         (status = 404, description = "No such execution", body = ErrorBody),
         (status = 409, description = "Only `failed` and `canceled` executions can be retried", body = ErrorBody),
         (status = 503, description = "PostgreSQL does not answer", body = ErrorBody),

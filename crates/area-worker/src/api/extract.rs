@@ -1,11 +1,16 @@
 //! Extractors whose rejections answer in the API's error shape instead of
 //! axum's plain-text ones, plus the checks every text parameter goes through.
+//!
+//! JSON bodies must say so with `Content-Type: application/json`. A browser
+//! sends a cross-site request without asking first (no CORS preflight) only
+//! with a form or `text/plain` content type, so a body of any other type is a
+//! 415 rather than JSON read regardless of what the request claims.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Datelike, Utc};
 use serde::de::DeserializeOwned;
 
@@ -40,18 +45,60 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
-/// The raw body, within the router's size limit (413 beyond it).
-pub(crate) struct Body(pub Bytes);
+/// The raw bytes of a JSON body, within the router's size limit (413 beyond
+/// it); without `Content-Type: application/json` a 415.
+pub(crate) struct JsonBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for Body {
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(request, state)
-            .await
-            .map(Self)
-            .map_err(body_rejection)
+        if !is_json(request.headers()) {
+            return Err(unsupported_media_type());
+        }
+        Ok(Self(raw_body(request, state).await?))
     }
+}
+
+/// The raw bytes of an optional JSON body: an empty body needs no content
+/// type, any other is a [`JsonBody`].
+pub(crate) struct OptionalJsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = is_json(request.headers());
+        let body = raw_body(request, state).await?;
+        if !body.is_empty() && !is_json {
+            return Err(unsupported_media_type());
+        }
+        Ok(Self(body))
+    }
+}
+
+async fn raw_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(body_rejection)
+}
+
+/// Whether the content type is `application/json`, parameters such as
+/// `charset` allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be JSON sent with `Content-Type: application/json`",
+    )
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -151,6 +198,32 @@ mod tests {
         assert!(instant_parameter("from", "2026-12-03T10:00:00+02:00").is_ok());
         assert!(instant_parameter("from", "0000-12-03T10:00:00Z").is_err());
         assert!(instant_parameter("from", "yesterday").is_err());
+    }
+
+    #[test]
+    fn json_content_type_allows_parameters_only() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            headers
+        };
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+        ] {
+            assert!(is_json(&headers(json)), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "text/plain; application/json",
+        ] {
+            assert!(!is_json(&headers(other)), "{other}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! Every answer is JSON (but `/metrics`), and every error has one shape:
 //! `{"error": {"code": "...", "message": "..."}}`. Read routes are open;
-//! mutating routes go through [`auth`]. Request bodies are limited in size.
+//! mutating routes go through [`auth`], which also refuses cross-site browser
+//! requests, and take JSON only as `application/json`. Request bodies are
+//! limited in size.
 //! Requests are logged with their method, path, status and latency, never
 //! their bodies or headers; internal errors are logged once, by middleware.
 
@@ -140,7 +142,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
-            auth::require_token,
+            auth::guard_mutations,
         ));
 
     let api = reads

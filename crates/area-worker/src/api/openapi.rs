@@ -13,7 +13,8 @@ use super::{dead_letters, error, events, executions, health, metrics, worker};
     info(
         title = "area-worker",
         description = "Watch and steer an AREA reaction worker. Read routes are open; mutating \
-                       routes need `Authorization: Bearer <AREA_API_TOKEN>`. Errors are \
+                       routes need `Authorization: Bearer <AREA_API_TOKEN>`, refuse cross-site \
+                       browser requests and take JSON bodies as `application/json`. Errors are \
                        `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`."
     ),
     paths(

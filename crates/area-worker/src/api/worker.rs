@@ -315,7 +315,7 @@ pub(crate) async fn stream_info(
     responses(
         (status = 200, description = "Reading is paused; attempts in flight finish", body = PauseState),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
     )
 )]
 pub(crate) async fn pause(State(api): State<ApiState>) -> Json<PauseState> {
@@ -336,7 +336,7 @@ pub(crate) async fn pause(State(api): State<ApiState>) -> Json<PauseState> {
     responses(
         (status = 200, description = "Reading resumed", body = PauseState),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
     )
 )]
 pub(crate) async fn resume(State(api): State<ApiState>) -> Json<PauseState> {
@@ -357,7 +357,7 @@ pub(crate) async fn resume(State(api): State<ApiState>) -> Json<PauseState> {
     responses(
         (status = 200, description = "The streams and groups exist", body = InitializedStreams),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Mutating routes are disabled", body = ErrorBody),
+        (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
         (status = 503, description = "Redis does not answer", body = ErrorBody),
     )
 )]
