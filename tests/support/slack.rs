@@ -47,10 +47,15 @@ impl FakeSlack {
     /// Starts on 127.0.0.1, accepting `token` only.
     pub async fn start(token: &str) -> anyhow::Result<Self> {
         let posts = Arc::new(Mutex::new(Vec::new()));
-        let state = SlackState { token: token.to_owned(), posts: posts.clone() };
+        let state = SlackState {
+            token: token.to_owned(),
+            posts: posts.clone(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = Router::new().route("/api/chat.postMessage", post(post_message)).with_state(state);
+        let app = Router::new()
+            .route("/api/chat.postMessage", post(post_message))
+            .with_state(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -74,9 +79,15 @@ impl Drop for FakeSlack {
     }
 }
 
-async fn post_message(State(state): State<SlackState>, headers: HeaderMap, body: Bytes) -> Response {
-    let authorization =
-        headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned);
+async fn post_message(
+    State(state): State<SlackState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -86,17 +97,28 @@ async fn post_message(State(state): State<SlackState>, headers: HeaderMap, body:
     } else {
         let mut object = serde_json::Map::new();
         for (name, value) in url::form_urlencoded::parse(&body).into_owned() {
-            object.insert(name, serde_json::from_str(&value).unwrap_or(Value::String(value)));
+            object.insert(
+                name,
+                serde_json::from_str(&value).unwrap_or(Value::String(value)),
+            );
         }
         Value::Object(object)
     };
-    state.posts.lock().unwrap().push(SlackPost { authorization: authorization.clone(), body: request.clone() });
+    state.posts.lock().unwrap().push(SlackPost {
+        authorization: authorization.clone(),
+        body: request.clone(),
+    });
 
-    let bearer = authorization.as_deref().and_then(|value| value.strip_prefix("Bearer "));
+    let bearer = authorization
+        .as_deref()
+        .and_then(|value| value.strip_prefix("Bearer "));
     if bearer != Some(state.token.as_str()) {
         return reply(json!({"ok": false, "error": "invalid_auth"}));
     }
-    let Some(channel) = request["channel"].as_str().filter(|channel| !channel.is_empty()) else {
+    let Some(channel) = request["channel"]
+        .as_str()
+        .filter(|channel| !channel.is_empty())
+    else {
         return reply(json!({"ok": false, "error": "channel_not_found"}));
     };
     let ts = format!("{}.000100", chrono::Utc::now().timestamp());

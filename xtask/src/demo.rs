@@ -46,12 +46,21 @@ impl Peers {
     /// Requests, messages and posts received per dedup key, across all peers
     /// (dedup keys are unique per execution, so the tallies never overlap).
     fn tally(&self) -> HashMap<String, u32> {
-        let webhook_keys = self.receiver.requests().into_iter().map(|request| request.webhook_id);
+        let webhook_keys = self
+            .receiver
+            .requests()
+            .into_iter()
+            .map(|request| request.webhook_id);
         let email_keys = self.smtp.messages().into_iter().map(|message| {
-            message["message"]["headers"]["x-area-dedup-key"].as_str().map(str::to_owned)
+            message["message"]["headers"]["x-area-dedup-key"]
+                .as_str()
+                .map(str::to_owned)
         });
-        let slack_keys =
-            self.slack.posts().into_iter().map(|post| post.dedup_key().map(str::to_owned));
+        let slack_keys = self
+            .slack
+            .posts()
+            .into_iter()
+            .map(|post| post.dedup_key().map(str::to_owned));
         let mut tally = HashMap::new();
         for key in webhook_keys.chain(email_keys).chain(slack_keys) {
             *tally.entry(key.unwrap_or_default()).or_default() += 1;
