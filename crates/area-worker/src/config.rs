@@ -356,6 +356,8 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 #[cfg(test)]
+// `figment::Jail` closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
