@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::models::{ExecutionRow, ExecutionStatus};
 use crate::pool::Store;
+use crate::prepared::{bind, prepared};
 use crate::schema::executions;
 
 /// An execution this worker now holds the lease of, with what its attempt needs.
@@ -120,7 +121,7 @@ impl Store {
         // a busy one is between autovacuums) ANDs the primary key lookup with a
         // bitmap of every queued row, dead versions included, and each claim
         // then costs as much as the backlog. The ids alone find the rows.
-        let claimed = diesel::sql_query(
+        let claimed = prepared(
             "WITH target AS (
                  SELECT id, status AS previous_status FROM executions
                  WHERE id = ANY($1)
@@ -151,10 +152,12 @@ impl Store {
                            e.input_payload, e.dedup_key, t.previous_status = 'running' AS in_doubt
              )
              SELECT c.*, r.config FROM claimed c LEFT JOIN reactions r ON r.id = c.reaction_id",
+            (
+                bind::<Array<SqlUuid>, _>(ids),
+                bind::<Text, _>(worker),
+                bind::<Int8, _>(duration_millis(lease)),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Text, _>(worker)
-        .bind::<Int8, _>(duration_millis(lease))
         .load(&mut connection)
         .await?;
         Ok(claimed)
@@ -197,7 +200,7 @@ impl Store {
             id: Uuid,
         }
         let mut connection = self.connection().await?;
-        let changed: Vec<Changed> = diesel::sql_query(
+        let changed: Vec<Changed> = prepared(
             "UPDATE executions e
              SET status = u.status,
                  finished_at = CASE WHEN u.status = 'retry' THEN NULL ELSE now() END,
@@ -213,14 +216,16 @@ impl Store {
              WHERE e.id = u.id AND e.status = 'running' AND e.attempt = u.attempt
                AND e.locked_by = $7
              RETURNING e.id",
+            (
+                bind::<Array<SqlUuid>, _>(&ids),
+                bind::<Array<Int4>, _>(&attempts),
+                bind::<Array<Text>, _>(&statuses),
+                bind::<Array<Nullable<Int8>>, _>(&delays),
+                bind::<Array<Nullable<Jsonb>>, _>(&outputs),
+                bind::<Array<Nullable<Jsonb>>, _>(&errors),
+                bind::<Text, _>(worker),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .bind::<Array<Int4>, _>(&attempts)
-        .bind::<Array<Text>, _>(&statuses)
-        .bind::<Array<Nullable<Int8>>, _>(&delays)
-        .bind::<Array<Nullable<Jsonb>>, _>(&outputs)
-        .bind::<Array<Nullable<Jsonb>>, _>(&errors)
-        .bind::<Text, _>(worker)
         .load(&mut connection)
         .await?;
         Ok(changed.into_iter().map(|row| row.id).collect())
@@ -238,15 +243,17 @@ impl Store {
             return Ok(0);
         }
         let mut connection = self.connection().await?;
-        let extended = diesel::sql_query(
+        let extended = prepared(
             // A CASE, as in the claim: the ids alone find the rows.
             "UPDATE executions SET lease_until = now() + $3 * interval '1 millisecond'
              WHERE id = ANY($1)
                AND CASE status WHEN 'running' THEN locked_by = $2 ELSE false END",
+            (
+                bind::<Array<SqlUuid>, _>(ids),
+                bind::<Text, _>(worker),
+                bind::<Int8, _>(duration_millis(lease)),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Text, _>(worker)
-        .bind::<Int8, _>(duration_millis(lease))
         .execute(&mut connection)
         .await?;
         Ok(extended)

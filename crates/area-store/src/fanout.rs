@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::models::ExecutionStatus;
 use crate::pool::Store;
+use crate::prepared::{bind, prepared};
 
 /// What an AREA asks for when one of its events arrives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,14 +103,14 @@ impl Store {
             return Ok(HashMap::new());
         }
         let mut connection = self.connection().await?;
-        let rows: Vec<PlanRow> = diesel::sql_query(
+        let rows: Vec<PlanRow> = prepared(
             "SELECT a.id AS area_id, a.enabled AS area_enabled, r.id AS reaction_id, r.service
              FROM areas a
              LEFT JOIN reactions r ON r.area_id = a.id AND r.enabled
              WHERE a.id = ANY($1)
              ORDER BY a.id, r.position, r.id",
+            (bind::<Array<SqlUuid>, _>(area_ids),),
         )
-        .bind::<Array<SqlUuid>, _>(area_ids)
         .load(&mut connection)
         .await?;
 
@@ -148,22 +149,24 @@ impl Store {
         let dedup_keys: Vec<&str> = rows.iter().map(|row| row.dedup_key.as_str()).collect();
 
         let mut connection = self.connection().await?;
-        let mut found: Vec<QueuedExecution> = diesel::sql_query(
+        let mut found: Vec<QueuedExecution> = prepared(
             "INSERT INTO executions (id, area_id, reaction_id, event_id, service,
                                      input_payload, correlation_id, dedup_key)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
                                   $5::text[], $6::jsonb[], $7::uuid[], $8::text[])
              ON CONFLICT (dedup_key) DO NOTHING
              RETURNING id, service, status, dedup_key",
+            (
+                bind::<Array<SqlUuid>, _>(&ids),
+                bind::<Array<SqlUuid>, _>(&area_ids),
+                bind::<Array<SqlUuid>, _>(&reaction_ids),
+                bind::<Array<Text>, _>(&event_ids),
+                bind::<Array<Text>, _>(&services),
+                bind::<Array<Jsonb>, _>(&payloads),
+                bind::<Array<Nullable<SqlUuid>>, _>(&correlation_ids),
+                bind::<Array<Text>, _>(&dedup_keys),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .bind::<Array<SqlUuid>, _>(&area_ids)
-        .bind::<Array<SqlUuid>, _>(&reaction_ids)
-        .bind::<Array<Text>, _>(&event_ids)
-        .bind::<Array<Text>, _>(&services)
-        .bind::<Array<Jsonb>, _>(&payloads)
-        .bind::<Array<Nullable<SqlUuid>>, _>(&correlation_ids)
-        .bind::<Array<Text>, _>(&dedup_keys)
         .load(&mut connection)
         .await?;
         if found.len() == rows.len() {
