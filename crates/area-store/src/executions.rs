@@ -245,13 +245,13 @@ impl Store {
         let mut connection = self.connection().await?;
         let extended = prepared(
             // A CASE, as in the claim: the ids alone find the rows.
-            "UPDATE executions SET lease_until = now() + $3 * interval '1 millisecond'
-             WHERE id = ANY($1)
-               AND CASE status WHEN 'running' THEN locked_by = $2 ELSE false END",
+            "UPDATE executions SET lease_until = now() + $1 * interval '1 millisecond'
+             WHERE id = ANY($2)
+               AND CASE status WHEN 'running' THEN locked_by = $3 ELSE false END",
             (
+                bind::<Int8, _>(duration_millis(lease)),
                 bind::<Array<SqlUuid>, _>(ids),
                 bind::<Text, _>(worker),
-                bind::<Int8, _>(duration_millis(lease)),
             ),
         )
         .execute(&mut connection)
