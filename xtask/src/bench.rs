@@ -109,7 +109,12 @@ impl Ceilings {
         if let Some(redis) = self.redis {
             values.push(redis.read_ack_per_s);
         }
-        if let Some(best) = self.postgres.iter().map(|pg| pg.lifecycle_per_s).reduce(f64::max) {
+        if let Some(best) = self
+            .postgres
+            .iter()
+            .map(|pg| pg.lifecycle_per_s)
+            .reduce(f64::max)
+        {
             values.push(best);
         }
         if uses_receiver && let Some(receiver) = self.receiver {
@@ -127,11 +132,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let database_url = database_url(&args.database_url, "area_bench")?;
     let redis = connect_redis(&args.redis_url).await?;
-    let redis_pid = redis_pid(&redis).await;
+    let redis_info = redis_server_info(&redis).await;
+    let redis_pid = redis_info.as_ref().map(|info| info.pid);
     let receiver = ReceiverProcess::start().await?;
     println!("machine   {}", bench_process::machine());
+    println!("load      {}", bench_process::load_average());
+    println!(
+        "servers   Redis {}, PostgreSQL {}",
+        redis_info.map_or_else(|| "unknown".into(), |info| info.version),
+        postgres_version(&args.database_url).await
+    );
     println!("worker    {}", binary.display());
-    println!("receiver  {} (pid {})", receiver.addr, receiver.pid().unwrap_or(0));
+    println!(
+        "receiver  {} (pid {})",
+        receiver.addr,
+        receiver.pid().unwrap_or(0)
+    );
     let sample_event: &'static str =
         bench_scenario::event_json("bench-", 0, uuid::Uuid::new_v4()).leak();
 
@@ -158,7 +174,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!();
         println!("scenario {name}: {} events ...", scenario.events);
         let measured = bench.run(&scenario).await?;
-        print_measured(&measured, ceilings.lowest(scenario.service == Service::Webhook));
+        print_measured(
+            &measured,
+            ceilings.lowest(scenario.service == Service::Webhook),
+        );
         results.push((measured, scenario.service == Service::Webhook));
     }
 
@@ -167,11 +186,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .find(|(measured, _)| measured.name == "webhook")
         .map(|(measured, _)| measured.per_s);
     if args.load_secs > 0 {
-        let rate = args.load_rate.or(webhook_max.map(|max| max * args.load_fraction));
+        let rate = args
+            .load_rate
+            .or(webhook_max.map(|max| max * args.load_fraction));
         match rate {
             Some(rate) => {
                 println!();
-                println!("fixed load: {rate:.0} events/s of one webhook for {} s ...", args.load_secs);
+                println!(
+                    "fixed load: {rate:.0} events/s of one webhook for {} s ...",
+                    args.load_secs
+                );
                 let scenario = Scenario {
                     name: "webhook-load".into(),
                     service: Service::Webhook,
@@ -319,7 +343,10 @@ fn print_measured(measured: &Measured, lowest_ceiling: Option<f64>) {
         println!("  retries      {}", measured.retries);
     }
     if let Some(lowest) = lowest_ceiling {
-        println!("  ceiling      {:.2} of the lowest part's ceiling ({lowest:.0}/s)", measured.per_s / lowest);
+        println!(
+            "  ceiling      {:.2} of the lowest part's ceiling ({lowest:.0}/s)",
+            measured.per_s / lowest
+        );
     }
 }
 
@@ -368,28 +395,54 @@ async fn run_backlog(bench: &Bench<'_>, backlog: usize, seconds: u64) -> anyhow:
     ))
 }
 
-fn build_worker() -> anyhow::Result<PathBuf> {
+/// Builds xtask in the `bench-tools` profile and runs this very command with
+/// it; returns when that run ends, failing if it failed.
+pub fn rerun_optimised() -> anyhow::Result<()> {
+    println!("building xtask (profile bench-tools) ...");
+    cargo_build(&["-p", "xtask", "--bin", "xtask", "--profile", "bench-tools"])?;
+    let xtask = target_dir().join("bench-tools").join("xtask");
+    let status = std::process::Command::new(&xtask)
+        .args(std::env::args_os().skip(1))
+        .status()
+        .with_context(|| format!("run {}", xtask.display()))?;
+    ensure!(status.success(), "the bench failed ({status})");
+    Ok(())
+}
+
+fn cargo_build(args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    println!("building area-worker (release, features noop) ...");
     let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "area-worker",
-            "--bin",
-            "area-worker",
-            "--features",
-            "noop",
-        ])
+        .args(["build", "--quiet"])
+        .args(args)
+        .current_dir(workspace_root())
         .status()
         .context("run cargo build")?;
-    ensure!(status.success(), "building area-worker failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    ensure!(status.success(), "cargo build {} failed", args.join(" "));
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    Ok(target.join("release").join("area-worker"))
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn build_worker() -> anyhow::Result<PathBuf> {
+    println!("building area-worker (release, features noop) ...");
+    cargo_build(&[
+        "--release",
+        "-p",
+        "area-worker",
+        "--bin",
+        "area-worker",
+        "--features",
+        "noop",
+    ])?;
+    Ok(target_dir().join("release").join("area-worker"))
 }
 
 fn database_url(server_url: &str, name: &str) -> anyhow::Result<String> {
@@ -415,7 +468,11 @@ pub async fn recreate_database(database_url: &str) -> anyhow::Result<()> {
 async fn drop_database(url: &str) -> anyhow::Result<()> {
     let name = area_store::database_name(url)?;
     let admin = database_url(url, "postgres")?;
-    sql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+    sql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await
 }
 
 /// Runs one statement on `database_url`.
@@ -442,17 +499,51 @@ async fn connect_redis(url: &str) -> anyhow::Result<Redis> {
         .with_context(|| format!("connect to Redis at {url} (is it running?)"))
 }
 
-/// redis-server's pid, from INFO server.
-async fn redis_pid(redis: &Redis) -> Option<u32> {
+/// What INFO server says about redis-server.
+struct RedisServer {
+    pid: u32,
+    version: String,
+}
+
+async fn redis_server_info(redis: &Redis) -> Option<RedisServer> {
     let mut connection = redis.connection();
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut connection)
         .await
         .ok()?;
-    info.lines()
-        .find_map(|line| line.strip_prefix("process_id:"))
-        .and_then(|pid| pid.trim().parse().ok())
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+    };
+    Some(RedisServer {
+        pid: field("process_id:")?.parse().ok()?,
+        version: field("redis_version:")?,
+    })
+}
+
+/// PostgreSQL's `server_version`, or `unknown`.
+async fn postgres_version(server_url: &str) -> String {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        server_version: String,
+    }
+    let Ok(url) = database_url(server_url, "postgres") else {
+        return "unknown".into();
+    };
+    let Ok(mut connection) = AsyncPgConnection::establish(&url).await else {
+        return "unknown".into();
+    };
+    diesel::sql_query("SHOW server_version")
+        .load::<Version>(&mut connection)
+        .await
+        .ok()
+        .and_then(|rows| rows.into_iter().next())
+        .map_or_else(|| "unknown".into(), |row| row.server_version)
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

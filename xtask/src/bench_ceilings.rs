@@ -99,7 +99,10 @@ pub async fn redis(
     let mut read = 0;
     while read < entries {
         let batch_entries = consumer.read(batch).await?;
-        anyhow::ensure!(!batch_entries.is_empty(), "the stream ran dry after {read} entries");
+        anyhow::ensure!(
+            !batch_entries.is_empty(),
+            "the stream ran dry after {read} entries"
+        );
         let ids: Vec<String> = batch_entries.into_iter().map(|entry| entry.id).collect();
         redis.ack(&stream, &ids).await?;
         read += ids.len();
@@ -205,7 +208,12 @@ async fn lifecycle_loop(
             .claim_executions(&ids, "ceiling", Duration::from_secs(60))
             .await?;
         phases[1] += at.elapsed();
-        anyhow::ensure!(claimed.len() == rows.len(), "claimed {} of {}", claimed.len(), rows.len());
+        anyhow::ensure!(
+            claimed.len() == rows.len(),
+            "claimed {} of {}",
+            claimed.len(),
+            rows.len()
+        );
 
         let records: Vec<AttemptRecord> = claimed
             .iter()
@@ -220,7 +228,12 @@ async fn lifecycle_loop(
         let at = Instant::now();
         let changed = store.record_attempts(&records, "ceiling").await?;
         phases[2] += at.elapsed();
-        anyhow::ensure!(changed.len() == rows.len(), "recorded {} of {}", changed.len(), rows.len());
+        anyhow::ensure!(
+            changed.len() == rows.len(),
+            "recorded {} of {}",
+            changed.len(),
+            rows.len()
+        );
     }
 }
 

@@ -82,9 +82,26 @@ pub fn machine() -> String {
         .unwrap_or_default()
         .lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     format!("{cores} cores, {memory_gib:.0} GiB, {model}")
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them: other
+/// work on the machine shows up in every figure.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -124,7 +141,12 @@ fn stat(pid: u32) -> Option<Stat> {
     let comm = text[open + 1..close].to_owned();
     // After the name: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17).
     let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    let field = |number: usize| -> u64 { fields.get(number - 3).and_then(|f| f.parse().ok()).unwrap_or(0) };
+    let field = |number: usize| -> u64 {
+        fields
+            .get(number - 3)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0)
+    };
     Some(Stat {
         comm,
         parent: field(4) as u32,
@@ -154,7 +176,12 @@ fn postgres_ticks() -> u64 {
         .iter()
         .map(|(_, stat)| {
             let is_postmaster = !postgres_pids.contains(&stat.parent);
-            stat.own_ticks + if is_postmaster { stat.children_ticks } else { 0 }
+            stat.own_ticks
+                + if is_postmaster {
+                    stat.children_ticks
+                } else {
+                    0
+                }
         })
         .sum()
 }

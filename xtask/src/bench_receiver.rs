@@ -163,7 +163,11 @@ pub async fn load(
                     .body(body)
                     .send()
                     .await?;
-                anyhow::ensure!(response.status().is_success(), "receiver answered {}", response.status());
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "receiver answered {}",
+                    response.status()
+                );
                 response.bytes().await?;
                 sent.fetch_add(1, Ordering::Relaxed);
             }

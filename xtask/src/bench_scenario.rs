@@ -161,9 +161,7 @@ impl Bench<'_> {
         let cpu_before = watched.read();
         let published = match scenario.pace {
             Pace::Max => self.publish_max(MEASURED, areas, scenario.events).await?,
-            Pace::Rate { per_s, duration } => {
-                self.publish_paced(areas, per_s, duration).await?
-            }
+            Pace::Rate { per_s, duration } => self.publish_paced(areas, per_s, duration).await?,
         };
         self.wait_drained(&jobs, worker).await?;
         let cpu_after = watched.read();
@@ -177,7 +175,14 @@ impl Bench<'_> {
             requests as i64 == attempts,
             "the receiver answered {requests} requests for {attempts} recorded webhook attempts"
         );
-        Ok(measure(scenario, &published, &rows, &cpu_before, &cpu_after, rss_mb))
+        Ok(measure(
+            scenario,
+            &published,
+            &rows,
+            &cpu_before,
+            &cpu_after,
+            rss_mb,
+        ))
     }
 
     async fn clear_keys(&self) -> anyhow::Result<()> {

@@ -46,6 +46,11 @@ pub enum TemplateError {
 
 /// Renders every template string of `config` against `event`.
 pub fn render_config(config: &Value, event: &Event) -> Result<Value, TemplateError> {
+    // Most configs hold no template at all: they need neither the event as
+    // JSON nor a template environment, which cost more than the copy.
+    if !holds_template(config) {
+        return Ok(config.clone());
+    }
     let event_json = event.to_json();
     let scope = Scope {
         event: &event_json,
@@ -159,6 +164,15 @@ impl Renderer<'_> {
             }
         }
         true
+    }
+}
+
+fn holds_template(value: &Value) -> bool {
+    match value {
+        Value::String(text) => looks_like_template(text),
+        Value::Array(items) => items.iter().any(holds_template),
+        Value::Object(fields) => fields.values().any(holds_template),
+        _ => false,
     }
 }
 

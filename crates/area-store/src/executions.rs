@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::models::{ExecutionRow, ExecutionStatus};
 use crate::pool::Store;
+use crate::prepared::{bind, prepared};
 use crate::schema::executions;
 
 /// An execution this worker now holds the lease of, with what its attempt needs.
@@ -114,13 +115,22 @@ impl Store {
         // SKIP LOCKED: a row another worker is claiming right now is its, not ours.
         // A row taken over from an expired lease gets an `unknown` entry in its
         // attempt log: that attempt may or may not have reached the service.
-        let claimed = diesel::sql_query(
+        //
+        // The status test is a CASE so that it cannot use an index: written as
+        // `status = 'queued' OR ...`, the planner (on a table never analyzed, as
+        // a busy one is between autovacuums) ANDs the primary key lookup with a
+        // bitmap of every queued row, dead versions included, and each claim
+        // then costs as much as the backlog. The ids alone find the rows.
+        let claimed = prepared(
             "WITH target AS (
                  SELECT id, status AS previous_status FROM executions
                  WHERE id = ANY($1)
-                   AND (status = 'queued'
-                        OR (status = 'retry' AND next_attempt_at <= now())
-                        OR (status = 'running' AND lease_until < now()))
+                   AND CASE status
+                           WHEN 'queued' THEN true
+                           WHEN 'retry' THEN next_attempt_at <= now()
+                           WHEN 'running' THEN lease_until < now()
+                           ELSE false
+                       END
                  FOR UPDATE SKIP LOCKED
              ), claimed AS (
                  UPDATE executions e
@@ -142,10 +152,12 @@ impl Store {
                            e.input_payload, e.dedup_key, t.previous_status = 'running' AS in_doubt
              )
              SELECT c.*, r.config FROM claimed c LEFT JOIN reactions r ON r.id = c.reaction_id",
+            (
+                bind::<Array<SqlUuid>, _>(ids),
+                bind::<Text, _>(worker),
+                bind::<Int8, _>(duration_millis(lease)),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Text, _>(worker)
-        .bind::<Int8, _>(duration_millis(lease))
         .load(&mut connection)
         .await?;
         Ok(claimed)
@@ -188,7 +200,7 @@ impl Store {
             id: Uuid,
         }
         let mut connection = self.connection().await?;
-        let changed: Vec<Changed> = diesel::sql_query(
+        let changed: Vec<Changed> = prepared(
             "UPDATE executions e
              SET status = u.status,
                  finished_at = CASE WHEN u.status = 'retry' THEN NULL ELSE now() END,
@@ -204,14 +216,16 @@ impl Store {
              WHERE e.id = u.id AND e.status = 'running' AND e.attempt = u.attempt
                AND e.locked_by = $7
              RETURNING e.id",
+            (
+                bind::<Array<SqlUuid>, _>(&ids),
+                bind::<Array<Int4>, _>(&attempts),
+                bind::<Array<Text>, _>(&statuses),
+                bind::<Array<Nullable<Int8>>, _>(&delays),
+                bind::<Array<Nullable<Jsonb>>, _>(&outputs),
+                bind::<Array<Nullable<Jsonb>>, _>(&errors),
+                bind::<Text, _>(worker),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .bind::<Array<Int4>, _>(&attempts)
-        .bind::<Array<Text>, _>(&statuses)
-        .bind::<Array<Nullable<Int8>>, _>(&delays)
-        .bind::<Array<Nullable<Jsonb>>, _>(&outputs)
-        .bind::<Array<Nullable<Jsonb>>, _>(&errors)
-        .bind::<Text, _>(worker)
         .load(&mut connection)
         .await?;
         Ok(changed.into_iter().map(|row| row.id).collect())
@@ -229,13 +243,17 @@ impl Store {
             return Ok(0);
         }
         let mut connection = self.connection().await?;
-        let extended = diesel::sql_query(
-            "UPDATE executions SET lease_until = now() + $3 * interval '1 millisecond'
-             WHERE id = ANY($1) AND status = 'running' AND locked_by = $2",
+        let extended = prepared(
+            // A CASE, as in the claim: the ids alone find the rows.
+            "UPDATE executions SET lease_until = now() + $1 * interval '1 millisecond'
+             WHERE id = ANY($2)
+               AND CASE status WHEN 'running' THEN locked_by = $3 ELSE false END",
+            (
+                bind::<Int8, _>(duration_millis(lease)),
+                bind::<Array<SqlUuid>, _>(ids),
+                bind::<Text, _>(worker),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Text, _>(worker)
-        .bind::<Int8, _>(duration_millis(lease))
         .execute(&mut connection)
         .await?;
         Ok(extended)

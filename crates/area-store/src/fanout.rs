@@ -1,7 +1,7 @@
 //! Queries of the fan-out stage: which reactions an event triggers, and the batch
 //! insert of their execution rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::models::ExecutionStatus;
 use crate::pool::Store;
+use crate::prepared::{bind, prepared};
 
 /// What an AREA asks for when one of its events arrives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,14 +103,14 @@ impl Store {
             return Ok(HashMap::new());
         }
         let mut connection = self.connection().await?;
-        let rows: Vec<PlanRow> = diesel::sql_query(
+        let rows: Vec<PlanRow> = prepared(
             "SELECT a.id AS area_id, a.enabled AS area_enabled, r.id AS reaction_id, r.service
              FROM areas a
              LEFT JOIN reactions r ON r.area_id = a.id AND r.enabled
              WHERE a.id = ANY($1)
              ORDER BY a.id, r.position, r.id",
+            (bind::<Array<SqlUuid>, _>(area_ids),),
         )
-        .bind::<Array<SqlUuid>, _>(area_ids)
         .load(&mut connection)
         .await?;
 
@@ -126,6 +127,10 @@ impl Store {
 
     /// Inserts the rows in one statement, skipping pairs that already have a row,
     /// and returns every row of the batch: the new ones and those found.
+    ///
+    /// Rows found rather than inserted (a redelivered event) are read by a
+    /// second statement, only when there are some: the common batch of new
+    /// events pays for no lookup by dedup key beyond the unique index's own.
     pub async fn insert_executions(
         &self,
         rows: &[NewExecution],
@@ -144,36 +149,50 @@ impl Store {
         let dedup_keys: Vec<&str> = rows.iter().map(|row| row.dedup_key.as_str()).collect();
 
         let mut connection = self.connection().await?;
-        // The outer SELECT runs on the statement's snapshot, which does not see the
-        // rows the CTE inserts: the UNION is new rows plus pre-existing ones.
-        let found = diesel::sql_query(
-            "WITH input AS (
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
-                                      $5::text[], $6::jsonb[], $7::uuid[], $8::text[])
-                     AS t(id, area_id, reaction_id, event_id, service, input_payload,
-                          correlation_id, dedup_key)
-             ), inserted AS (
-                 INSERT INTO executions (id, area_id, reaction_id, event_id, service,
-                                         input_payload, correlation_id, dedup_key)
-                 SELECT * FROM input
-                 ON CONFLICT (dedup_key) DO NOTHING
-                 RETURNING id, service, status, dedup_key
-             )
-             SELECT id, service, status, dedup_key FROM inserted
-             UNION ALL
-             SELECT e.id, e.service, e.status, e.dedup_key
-             FROM executions e JOIN input i ON e.dedup_key = i.dedup_key",
+        let mut found: Vec<QueuedExecution> = prepared(
+            "INSERT INTO executions (id, area_id, reaction_id, event_id, service,
+                                     input_payload, correlation_id, dedup_key)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                                  $5::text[], $6::jsonb[], $7::uuid[], $8::text[])
+             ON CONFLICT (dedup_key) DO NOTHING
+             RETURNING id, service, status, dedup_key",
+            (
+                bind::<Array<SqlUuid>, _>(&ids),
+                bind::<Array<SqlUuid>, _>(&area_ids),
+                bind::<Array<SqlUuid>, _>(&reaction_ids),
+                bind::<Array<Text>, _>(&event_ids),
+                bind::<Array<Text>, _>(&services),
+                bind::<Array<Jsonb>, _>(&payloads),
+                bind::<Array<Nullable<SqlUuid>>, _>(&correlation_ids),
+                bind::<Array<Text>, _>(&dedup_keys),
+            ),
         )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .bind::<Array<SqlUuid>, _>(&area_ids)
-        .bind::<Array<SqlUuid>, _>(&reaction_ids)
-        .bind::<Array<Text>, _>(&event_ids)
-        .bind::<Array<Text>, _>(&services)
-        .bind::<Array<Jsonb>, _>(&payloads)
-        .bind::<Array<Nullable<SqlUuid>>, _>(&correlation_ids)
-        .bind::<Array<Text>, _>(&dedup_keys)
         .load(&mut connection)
         .await?;
+        if found.len() == rows.len() {
+            return Ok(found);
+        }
+
+        // Pairs that already had a row (or appear twice in the batch, whose
+        // second copy the insert skipped and whose row is already in `found`).
+        let inserted: HashSet<&str> = found.iter().map(|row| row.dedup_key.as_str()).collect();
+        let mut missing: Vec<&str> = dedup_keys
+            .iter()
+            .copied()
+            .filter(|key| !inserted.contains(key))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let existing: Vec<QueuedExecution> = diesel::sql_query(
+            "SELECT id, service, status, dedup_key FROM executions WHERE dedup_key = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(&missing)
+        .load(&mut connection)
+        .await?;
+        found.extend(existing);
         Ok(found)
     }
 }

@@ -14,6 +14,7 @@ mod fanout;
 mod migrate;
 mod models;
 mod pool;
+mod prepared;
 mod queries;
 mod schema;
 mod seed;
