@@ -224,6 +224,10 @@ async fn migrate(database_url: &str) -> anyhow::Result<()> {
 }
 
 async fn publish(event: &str, redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    // Refused here with the reason, as the API does, rather than published
+    // and dead-lettered later. The default limits: the worker's may differ.
+    area_core::Event::decode(event.as_bytes(), "0-0", area_core::DecodeLimits::default())
+        .context("not a valid event")?;
     let redis = connect_redis(redis_url, prefix).await?;
     let id = redis
         .publish_event(event)
