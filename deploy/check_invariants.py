@@ -401,7 +401,7 @@ def main():
     check_kubernetes()
     check_against_sources()
     if args.binary:
-        check_with_binary(args.binary)
+        check_with_binary(os.path.abspath(args.binary))  # it runs from an empty directory
     for problem in problems:
         print(f"deploy: {problem}", file=sys.stderr)
     if problems:
