@@ -62,41 +62,44 @@ pub async fn create_database_if_missing(database_url: &str) -> Result<bool, Erro
     }
 }
 
-/// Applies pending migrations; returns the versions applied (none when up to date).
-pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Error> {
+/// The migration harness's connection is synchronous: runs `work` on one to
+/// `database_url` in a blocking task, its errors reported as migration errors.
+async fn with_migration_connection<T, F>(database_url: &str, work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AsyncConnectionWrapper<AsyncPgConnection>) -> diesel::migration::Result<T>
+        + Send
+        + 'static,
+{
     let url = database_url.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut connection =
             <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
                 .map_err(Error::Connect)?;
-        let applied = connection
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|error| Error::Migration(error.to_string()))?;
-        Ok(applied
-            .into_iter()
-            .map(|version| version.to_string())
-            .collect())
+        work(&mut connection).map_err(|error| Error::Migration(error.to_string()))
     })
     .await
     .map_err(|error| Error::Migration(format!("migration task failed: {error}")))?
 }
 
+/// Applies pending migrations; returns the versions applied (none when up to date).
+pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Error> {
+    with_migration_connection(database_url, |connection| {
+        let applied = connection.run_pending_migrations(MIGRATIONS)?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+    .await
+}
+
 /// The embedded migrations not yet applied to the database (all of them when
 /// the schema was never created), oldest first.
 pub async fn pending_migrations(database_url: &str) -> Result<Vec<String>, Error> {
-    let url = database_url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut connection =
-            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
-                .map_err(Error::Connect)?;
-        let pending = connection
-            .pending_migrations(MIGRATIONS)
-            .map_err(|error| Error::Migration(error.to_string()))?;
+    with_migration_connection(database_url, |connection| {
+        let pending = connection.pending_migrations(MIGRATIONS)?;
         Ok(pending
             .iter()
             .map(|migration| migration.name().version().to_string())
             .collect())
     })
     .await
-    .map_err(|error| Error::Migration(format!("migration check failed: {error}")))?
 }
