@@ -547,29 +547,13 @@ async fn orphan(
     reaction_id: Uuid,
     service: &str,
 ) -> anyhow::Result<Uuid> {
-    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-
-    let id = Uuid::now_v7();
-    let event = json!({"id": "orphan", "area_id": area_id, "payload": {}});
-    env.store
-        .insert_executions(&[NewExecution {
-            id,
-            area_id,
-            reaction_id,
-            event_id: "orphan".into(),
-            service: service.into(),
-            input_payload: event,
-            correlation_id: None,
-            dedup_key: NewExecution::dedup_key("orphan", reaction_id),
-        }])
-        .await?;
-    let mut connection = AsyncPgConnection::establish(&env.database_url).await?;
-    diesel::sql_query(
-        "UPDATE executions SET status = 'running', attempt = 1, started_at = now() - interval '1 minute',
-         locked_by = 'dead-worker', lease_until = now() - interval '1 second' WHERE id = $1",
+    let id = queued_without_job(env, area_id, reaction_id, service, "orphan").await?;
+    set_status(
+        env,
+        id,
+        "status = 'running', attempt = 1, started_at = now() - interval '1 minute',
+         locked_by = 'dead-worker', lease_until = now() - interval '1 second'",
     )
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .execute(&mut connection)
     .await?;
     env.redis
         .enqueue_jobs(&[Job {
@@ -578,6 +562,106 @@ async fn orphan(
         }])
         .await?;
     Ok(id)
+}
+
+/// A `queued` execution of event `event_id` whose job was never written (or
+/// was lost with Redis's data).
+async fn queued_without_job(
+    env: &TestEnv,
+    area_id: Uuid,
+    reaction_id: Uuid,
+    service: &str,
+    event_id: &str,
+) -> anyhow::Result<Uuid> {
+    let id = Uuid::now_v7();
+    let event = json!({"id": event_id, "area_id": area_id, "payload": {}});
+    env.store
+        .insert_executions(&[NewExecution {
+            id,
+            area_id,
+            reaction_id,
+            event_id: event_id.into(),
+            service: service.into(),
+            input_payload: event,
+            correlation_id: None,
+            dedup_key: NewExecution::dedup_key(event_id, reaction_id),
+        }])
+        .await?;
+    Ok(id)
+}
+
+/// Sets columns of one execution behind the worker's back (`assignments` is
+/// the SET list).
+async fn set_status(env: &TestEnv, id: Uuid, assignments: &str) -> anyhow::Result<()> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    let mut connection = AsyncPgConnection::establish(&env.database_url).await?;
+    let changed = diesel::sql_query(format!("UPDATE executions SET {assignments} WHERE id = $1"))
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut connection)
+        .await?;
+    anyhow::ensure!(changed == 1, "execution {id} not found");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_redis_lost_are_rebuilt_from_postgres() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let receiver = Receiver::start().await?;
+    let (area_id, reactions) = env
+        .area(&[("webhook", json!({"url": receiver.url("/ok/rebuilt")}))])
+        .await?;
+    let reaction = reactions[0];
+
+    // Before any worker: one execution of each unsettled kind, none with a job,
+    // as if Redis had restarted without persistence.
+    let queued = queued_without_job(&env, area_id, reaction, "webhook", "lost-queued").await?;
+    let running = queued_without_job(&env, area_id, reaction, "webhook", "lost-running").await?;
+    set_status(
+        &env,
+        running,
+        "status = 'running', attempt = 1, started_at = now() - interval '1 minute',
+         locked_by = 'dead-worker', lease_until = now() - interval '1 second'",
+    )
+    .await?;
+    let retry = queued_without_job(&env, area_id, reaction, "webhook", "lost-retry").await?;
+    set_status(
+        &env,
+        retry,
+        "status = 'retry', attempt = 1, next_attempt_at = now(),
+         error = '{\"class\": \"retryable\", \"code\": \"http_503\"}'",
+    )
+    .await?;
+
+    let mut options = WorkerOptions::for_env(&env);
+    // Long enough that the periodic sweep of lost retries does not run: the
+    // rebuild at start is what must find all three.
+    options.config.claim_idle_ms = 60_000;
+    let worker = TestWorker::start(options).await?;
+    wait_ok(&env, 3, Duration::from_secs(20)).await?;
+
+    // Later, the job stream vanishes with a job that had not been read yet.
+    let late = queued_without_job(&env, area_id, reaction, "webhook", "lost-late").await?;
+    let mut connection = env.redis.connection();
+    redis::cmd("DEL")
+        .arg(env.redis.keys().jobs("webhook"))
+        .query_async::<()>(&mut connection)
+        .await?;
+    wait_ok(&env, 4, Duration::from_secs(20)).await?;
+    worker.stop().await?;
+
+    for id in [queued, running, retry, late] {
+        let row = env.store.execution(id).await?.expect("the row exists");
+        assert_eq!(row.status(), ExecutionStatus::Ok, "{row:?}");
+        assert!(row.error.is_none(), "a success clears the error: {row:?}");
+    }
+    let tally = tally(&receiver);
+    assert_eq!(tally.len(), 4, "each execution reached the receiver");
+    assert!(
+        tally.values().all(|&count| count == 1),
+        "and only once: {tally:?}"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,7 +86,29 @@ pub struct AttemptRecord {
     pub error: Option<Value>,
 }
 
-/// An execution that should be running or retried but that no job may exist for.
+/// An execution that is not settled, and when a job for it is due.
+#[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
+pub struct UnsettledExecution {
+    /// The execution.
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    /// Its service, which names the job stream.
+    #[diesel(sql_type = Text)]
+    pub service: String,
+    /// `queued`, `retry` or `running`.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    /// When a job may run it, in milliseconds since the Unix epoch: now for a
+    /// queued row, its due time for a retry, its lease's end for a running row
+    /// (a claim before then would find the lease alive and do nothing).
+    #[diesel(sql_type = Int8)]
+    pub due_at_ms: i64,
+    /// A running row whose lease has not ended: its worker may be alive.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub lease_alive: bool,
+}
+
+/// A retry whose schedule entry Redis may have lost.
 #[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
 pub struct StaleExecution {
     /// The execution.
@@ -115,6 +137,11 @@ impl Store {
         // SKIP LOCKED: a row another worker is claiming right now is its, not ours.
         // A row taken over from an expired lease gets an `unknown` entry in its
         // attempt log: that attempt may or may not have reached the service.
+        // Its `error` says so too, which also lists it among the troubled rows.
+        //
+        // The happy path (a queued row's first claim) writes no indexed column:
+        // `next_attempt_at` and `error` are NULL before and after, so the
+        // update is HOT (see the `hot_updates` migration).
         //
         // The status test is a CASE so that it cannot use an index: written as
         // `status = 'queued' OR ...`, the planner (on a table never analyzed, as
@@ -141,12 +168,13 @@ impl Store {
                          THEN e.attempts || jsonb_build_array(jsonb_build_object(
                              'attempt', e.attempt, 'status', 'unknown',
                              'started_at', e.started_at, 'finished_at', now(),
-                             'error', jsonb_build_object(
-                                 'class', 'retryable', 'code', 'lease_expired',
-                                 'message', 'the worker running this attempt stopped before recording it; it may have reached the service',
-                                 'possible_duplicate', true)))
-                         ELSE e.attempts END
-                 FROM target t
+                             'error', l.error))
+                         ELSE e.attempts END,
+                     error = CASE WHEN t.previous_status = 'running' THEN l.error ELSE e.error END
+                 FROM target t, (SELECT jsonb_build_object(
+                     'class', 'retryable', 'code', 'lease_expired',
+                     'message', 'the worker running this attempt stopped before recording it; it may have reached the service',
+                     'possible_duplicate', true) AS error) l
                  WHERE e.id = t.id
                  RETURNING e.id, e.area_id, e.reaction_id, e.event_id, e.service, e.attempt,
                            e.input_payload, e.dedup_key, t.previous_status = 'running' AS in_doubt
@@ -206,7 +234,11 @@ impl Store {
                  finished_at = CASE WHEN u.status = 'retry' THEN NULL ELSE now() END,
                  next_attempt_at = now() + u.delay_ms * interval '1 millisecond',
                  output_payload = COALESCE(u.output, e.output_payload),
-                 error = u.error,
+                 error = CASE WHEN u.status = 'ok' THEN NULL
+                         ELSE COALESCE(u.error, jsonb_build_object(
+                             'class', 'unknown', 'code', 'unknown',
+                             'message', 'the attempt failed without saying why'))
+                         END,
                  attempts = e.attempts || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                      'attempt', e.attempt, 'status', u.status, 'started_at', e.started_at,
                      'finished_at', now(), 'output', u.output, 'error', u.error))),
@@ -259,28 +291,57 @@ impl Store {
         Ok(extended)
     }
 
-    /// Retries due for longer than `grace` and runs whose lease expired longer than
-    /// `grace` ago: the executions whose job Redis may have lost.
-    pub async fn stale_executions(
+    /// Retries due for longer than `grace`: the executions whose schedule
+    /// entry Redis may have lost. Found through `next_attempt_at`'s index.
+    pub async fn stale_retries(
         &self,
         grace: Duration,
         limit: i64,
     ) -> Result<Vec<StaleExecution>, Error> {
         let mut connection = self.connection().await?;
-        let stale = diesel::sql_query(
-            "(SELECT id, service FROM executions
-              WHERE status = 'retry' AND next_attempt_at < now() - $1 * interval '1 millisecond'
-              ORDER BY next_attempt_at LIMIT $2)
-             UNION ALL
-             (SELECT id, service FROM executions
-              WHERE status = 'running' AND lease_until < now() - $1 * interval '1 millisecond'
-              ORDER BY lease_until LIMIT $2)",
+        let stale = prepared(
+            "SELECT id, service FROM executions
+             WHERE next_attempt_at < now() - $1 * interval '1 millisecond' AND status = 'retry'
+             ORDER BY next_attempt_at LIMIT $2",
+            (bind::<Int8, _>(duration_millis(grace)), bind::<Int8, _>(limit)),
         )
-        .bind::<Int8, _>(duration_millis(grace))
-        .bind::<Int8, _>(limit)
         .load(&mut connection)
         .await?;
         Ok(stale)
+    }
+
+    /// Up to `limit` executions that are not settled (`queued`, `retry` or
+    /// `running`), in id order after `after`, with when each should next be
+    /// looked at. Rebuilding jobs after Redis lost data reads them all.
+    ///
+    /// No index serves the status test (the hot-path updates stay HOT that
+    /// way): each call walks the primary key from `after`, so reading every
+    /// page costs one pass over the table. It runs only when Redis lost data.
+    pub async fn unsettled_executions(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<UnsettledExecution>, Error> {
+        let mut connection = self.connection().await?;
+        let rows = prepared(
+            "SELECT id, service, status,
+                    (extract(epoch FROM CASE status
+                         WHEN 'queued' THEN now()
+                         WHEN 'retry' THEN COALESCE(next_attempt_at, now())
+                         ELSE GREATEST(COALESCE(lease_until, now()), now())
+                     END) * 1000)::int8 AS due_at_ms,
+                    status = 'running' AND lease_until >= now() AS lease_alive
+             FROM executions
+             WHERE id > $1 AND status IN ('queued', 'retry', 'running')
+             ORDER BY id LIMIT $2",
+            (
+                bind::<SqlUuid, _>(after.unwrap_or(Uuid::nil())),
+                bind::<Int8, _>(limit),
+            ),
+        )
+        .load(&mut connection)
+        .await?;
+        Ok(rows)
     }
 
     /// One execution by id.

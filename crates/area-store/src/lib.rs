@@ -20,7 +20,9 @@ mod schema;
 mod seed;
 
 pub use error::Error;
-pub use executions::{AttemptRecord, ClaimedExecution, RecordedStatus, StaleExecution};
+pub use executions::{
+    AttemptRecord, ClaimedExecution, RecordedStatus, StaleExecution, UnsettledExecution,
+};
 pub use fanout::{AreaPlan, NewExecution, PlannedReaction, QueuedExecution};
 pub use migrate::{create_database_if_missing, database_name, pending_migrations, run_migrations};
 pub use models::{ExecutionRow, ExecutionStatus};

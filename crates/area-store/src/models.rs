@@ -52,6 +52,12 @@ impl ExecutionStatus {
         }
     }
 
+    /// Whether a row in this status always has an `error`: `retry`, `failed`
+    /// and `canceled`. The record and cancel statements keep it so.
+    pub fn has_error(self) -> bool {
+        matches!(self, Self::Retry | Self::Failed | Self::Canceled)
+    }
+
     /// Whether no attempt will follow without a person asking for one.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Ok | Self::Failed | Self::Canceled)

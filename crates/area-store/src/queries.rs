@@ -4,7 +4,12 @@
 //!
 //! Listing walks the `(queued_at DESC, id DESC)` index: the cursor is the last
 //! row's `(queued_at, id)` and the next page starts strictly after it, so pages
-//! neither skip nor repeat rows while new executions arrive.
+//! neither skip nor repeat rows while new executions arrive. `retry`, `failed`
+//! and `canceled` rows, which are few, have a partial index of their own in the
+//! same order. No index covers `status` (the engine's updates would no longer
+//! be HOT), so listing `queued` or `running` rows walks the executions newest
+//! first: quick while they are recent, a scan of the history when fewer than a
+//! page match; `queued_from` bounds it.
 //!
 //! Cancel and retry are each one guarded statement, like every other status
 //! change: cancel moves `queued`, `retry` and `running` rows (and, so that it is
@@ -129,6 +134,11 @@ impl Store {
             .into_boxed();
         if let Some(status) = filter.status {
             query = query.filter(executions::status.eq(status.as_str()));
+            if status.has_error() {
+                // Always true of these statuses; it lets PostgreSQL walk the
+                // partial index of troubled rows instead of every execution.
+                query = query.filter(executions::error.is_not_null());
+            }
         }
         if let Some(service) = &filter.service {
             query = query.filter(executions::service.eq(service.clone()));

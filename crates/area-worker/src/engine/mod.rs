@@ -6,8 +6,10 @@
 //!   executions, runs their reactions concurrently up to a bound, and hands the
 //!   results to a **recorder** that stores them in batches, schedules retries
 //!   and only then acknowledges the jobs;
-//! - the **scheduler** moves due retries back to their job streams and
-//!   re-enqueues, from PostgreSQL, executions whose job Redis lost.
+//! - the **scheduler** moves due retries back to their job streams,
+//!   re-enqueues from PostgreSQL the retries whose schedule entry Redis lost,
+//!   and, when Redis lost data (a consumer group had to be created, a pending
+//!   entry vanished), rebuilds the jobs of every unsettled execution.
 //!
 //! Every reader also claims entries that other consumers left pending for too
 //! long (crashed workers), before reading new ones.
@@ -32,6 +34,7 @@ mod scheduler;
 mod state;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -79,6 +82,16 @@ pub(crate) struct Shared {
     pub state: Arc<EngineState>,
     /// Fires when the drain deadline passes: abandon whatever still waits.
     pub hard_stop: CancellationToken,
+    /// Set when Redis may have lost jobs (a group had to be created, a pending
+    /// entry vanished); the scheduler then rebuilds them from PostgreSQL.
+    pub rebuild_jobs: AtomicBool,
+}
+
+impl Shared {
+    /// Asks the scheduler to rebuild the jobs of unsettled executions.
+    pub fn request_job_rebuild(&self) {
+        self.rebuild_jobs.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Running engine tasks.
@@ -100,12 +113,14 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let keys = redis.keys().clone();
-        redis
+        // A group created here is new, or was lost with Redis's data: in the
+        // second case jobs of unsettled executions may be gone with it.
+        let mut created = redis
             .ensure_group(&keys.events())
             .await
             .context("create the event stream group")?;
         for service in registry.services() {
-            redis
+            created |= redis
                 .ensure_group(&keys.jobs(service))
                 .await
                 .with_context(|| format!("create the job stream group of {service}"))?;
@@ -119,6 +134,7 @@ impl Engine {
             settings,
             state: state.clone(),
             hard_stop: hard_stop.clone(),
+            rebuild_jobs: AtomicBool::new(created),
         });
 
         let mut tasks = JoinSet::new();

@@ -143,6 +143,7 @@ async fn claim(
         };
         let reason =
             DeadLetterReason::new("lost", "deleted or trimmed from the stream while pending");
+        shared.request_job_rebuild();
         if let Err(error) = shared
             .redis
             .dead_letter(consumer.stream(), &record, &reason)
@@ -168,6 +169,7 @@ async fn recreate_group(shared: &Shared, stream: &str) {
          key was deleted); recreating it: entries added before may have been lost"
     );
     metrics::counter!("area_group_recreated_total", "stream" => stream.to_owned()).increment(1);
+    shared.request_job_rebuild();
     if let Err(error) = shared.redis.ensure_group(stream).await {
         tracing::warn!(stream, error = %error, "cannot recreate the group yet");
     }

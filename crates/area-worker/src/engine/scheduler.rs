@@ -1,17 +1,27 @@
 //! The scheduler: moves due retries from the schedule to their job streams, and
-//! sweeps PostgreSQL for executions whose job Redis lost.
+//! rebuilds from PostgreSQL what Redis lost.
 //!
-//! The sweep finds two kinds of executions: `retry` rows due for longer than the
-//! claim threshold (their schedule entry was lost, e.g. Redis restarted without
-//! persistence), and `running` rows whose lease expired that long ago (their
-//! worker died and its job entry is gone). It re-enqueues a job for each;
-//! should the original job still exist, the claim's compare-and-set lets only
-//! one of them run.
+//! Two kinds of loss are repaired:
+//!
+//! - a `retry` row due for longer than the claim threshold lost its schedule
+//!   entry (Redis restarted without persistence, the key was deleted). A
+//!   periodic sweep finds these through the `next_attempt_at` index and
+//!   re-enqueues their jobs;
+//! - when a consumer group had to be created (at start or later: the stream
+//!   is new, or Redis lost it) or a pending entry vanished, jobs of any
+//!   unsettled execution may be gone. One pass over the table then schedules
+//!   every `queued`, `retry` and `running` row again: queued rows now, retries
+//!   when due, running rows when their lease ends (a claim before that finds a
+//!   live lease and leaves the row to its worker).
+//!
+//! A job that still existed runs once all the same: the claim's compare-and-set
+//! lets only one of two copies move the row to `running`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use area_stream::Job;
+use area_stream::{Job, ScheduledRetry};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
@@ -33,6 +43,10 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = interval.tick() => {}
+        }
+        if shared.rebuild_jobs.swap(false, Ordering::Relaxed) && !rebuild_jobs(&shared).await {
+            // Try again at the next tick.
+            shared.request_job_rebuild();
         }
         move_due_retries(&shared).await;
         if Instant::now() >= next_sweep {
@@ -69,12 +83,12 @@ async fn move_due_retries(shared: &Shared) {
 async fn sweep(shared: &Shared) {
     let stale = match shared
         .store
-        .stale_executions(shared.settings.claim_idle, 1000)
+        .stale_retries(shared.settings.claim_idle, 1000)
         .await
     {
         Ok(stale) => stale,
         Err(error) => {
-            tracing::debug!(error = %error, "cannot sweep for stale executions now");
+            tracing::debug!(error = %error, "cannot sweep for lost retries now");
             return;
         }
     };
@@ -91,10 +105,64 @@ async fn sweep(shared: &Shared) {
     }
     tracing::warn!(
         count = jobs.len(),
-        "re-enqueuing executions whose job was lost"
+        "re-enqueuing retries whose schedule entry was lost"
     );
     metrics::counter!("area_stale_reenqueued_total").increment(jobs.len() as u64);
     if let Err(error) = shared.redis.enqueue_jobs(&jobs).await {
-        tracing::warn!(error = %error, "cannot re-enqueue stale executions now");
+        tracing::warn!(error = %error, "cannot re-enqueue lost retries now");
     }
+}
+
+/// Schedules every unsettled execution again; false when PostgreSQL or Redis
+/// failed before the pass was complete (it is then run again from the start).
+async fn rebuild_jobs(shared: &Shared) -> bool {
+    const PAGE: i64 = 1000;
+    let claim_idle_ms = i64::try_from(shared.settings.claim_idle.as_millis()).unwrap_or(i64::MAX);
+    let mut after = None;
+    let mut scheduled = 0_u64;
+    loop {
+        if shared.hard_stop.is_cancelled() {
+            return false;
+        }
+        let page = match shared.store.unsettled_executions(after, PAGE).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read unsettled executions to rebuild their jobs");
+                return false;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = page.len() as i64 == PAGE;
+        let retries: Vec<ScheduledRetry> = page
+            .into_iter()
+            .map(|execution| ScheduledRetry {
+                due_at_ms: if execution.lease_alive {
+                    // Past the lease by the claim threshold, as a pending entry
+                    // would be: clocks of worker and database may differ.
+                    execution.due_at_ms.saturating_add(claim_idle_ms)
+                } else {
+                    execution.due_at_ms
+                },
+                service: execution.service,
+                execution_id: execution.id,
+            })
+            .collect();
+        if let Err(error) = shared.redis.schedule_retries(&retries).await {
+            tracing::warn!(error = %error, "cannot schedule rebuilt jobs");
+            return false;
+        }
+        scheduled += retries.len() as u64;
+        if !full {
+            break;
+        }
+    }
+    if scheduled > 0 {
+        tracing::warn!(
+            count = scheduled,
+            "Redis may have lost jobs: every unsettled execution is scheduled again from PostgreSQL"
+        );
+        metrics::counter!("area_jobs_rebuilt_total").increment(scheduled);
+    }
+    true
 }
