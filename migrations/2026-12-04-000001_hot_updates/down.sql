@@ -1,4 +1,5 @@
 ALTER TABLE executions RESET (fillfactor);
+ALTER TABLE executions DROP CONSTRAINT executions_error_when_troubled;
 
 DROP INDEX executions_troubled_idx;
 DROP INDEX executions_next_attempt_at_idx;

@@ -28,4 +28,13 @@ CREATE INDEX executions_next_attempt_at_idx ON executions (next_attempt_at);
 CREATE INDEX executions_troubled_idx ON executions (queued_at DESC, id DESC)
     WHERE error IS NOT NULL;
 
+-- The partial index lists these statuses only if they always carry an error;
+-- the worker's statements see to it, and so does the schema from now on.
+UPDATE executions
+SET error = jsonb_build_object('class', 'unknown', 'code', 'unknown',
+                               'message', 'no error was recorded')
+WHERE status IN ('retry', 'failed', 'canceled') AND error IS NULL;
+ALTER TABLE executions ADD CONSTRAINT executions_error_when_troubled
+    CHECK (status NOT IN ('retry', 'failed', 'canceled') OR error IS NOT NULL);
+
 ALTER TABLE executions SET (fillfactor = 30);

@@ -122,9 +122,17 @@ impl Api {
     }
 
     /// Sets a row's status behind the store's back, as a finished run would.
+    /// Moves an execution to `status` as the worker would have: `retry`,
+    /// `failed` and `canceled` rows carry an error (the schema requires it).
     pub(crate) async fn set_status(&self, id: Uuid, status: &str) -> anyhow::Result<()> {
+        let error = match status {
+            "retry" | "failed" | "canceled" => {
+                r#"'{"class": "permanent", "code": "http_404", "message": "set by the test"}'"#
+            }
+            _ => "NULL",
+        };
         self.sql(&format!(
-            "UPDATE executions SET status = '{status}', attempt = 1 WHERE id = '{id}'"
+            "UPDATE executions SET status = '{status}', attempt = 1, error = {error} WHERE id = '{id}'"
         ))
         .await
     }

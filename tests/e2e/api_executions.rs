@@ -231,7 +231,7 @@ async fn cancel_is_idempotent_and_refuses_finished_executions() -> anyhow::Resul
 
     let retrying = api.execution(area_id, "evt-r", "webhook").await?;
     api.sql(&format!(
-        "UPDATE executions SET status = 'retry', attempt = 1, next_attempt_at = now() + interval '1 hour' WHERE id = '{retrying}'"
+        "UPDATE executions SET status = 'retry', attempt = 1, next_attempt_at = now() + interval '1 hour', error = '{{\"code\": \"http_503\"}}' WHERE id = '{retrying}'"
     ))
     .await?;
     let (status, body) = api

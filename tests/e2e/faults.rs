@@ -548,7 +548,7 @@ async fn orphan(
     service: &str,
 ) -> anyhow::Result<Uuid> {
     let id = queued_without_job(env, area_id, reaction_id, service, "orphan").await?;
-    set_status(
+    set_columns(
         env,
         id,
         "status = 'running', attempt = 1, started_at = now() - interval '1 minute',
@@ -592,7 +592,7 @@ async fn queued_without_job(
 
 /// Sets columns of one execution behind the worker's back (`assignments` is
 /// the SET list).
-async fn set_status(env: &TestEnv, id: Uuid, assignments: &str) -> anyhow::Result<()> {
+async fn set_columns(env: &TestEnv, id: Uuid, assignments: &str) -> anyhow::Result<()> {
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
     let mut connection = AsyncPgConnection::establish(&env.database_url).await?;
@@ -617,7 +617,7 @@ async fn jobs_that_redis_lost_are_rebuilt_from_postgres() -> anyhow::Result<()> 
     // as if Redis had restarted without persistence.
     let queued = queued_without_job(&env, area_id, reaction, "webhook", "lost-queued").await?;
     let running = queued_without_job(&env, area_id, reaction, "webhook", "lost-running").await?;
-    set_status(
+    set_columns(
         &env,
         running,
         "status = 'running', attempt = 1, started_at = now() - interval '1 minute',
@@ -625,7 +625,7 @@ async fn jobs_that_redis_lost_are_rebuilt_from_postgres() -> anyhow::Result<()> 
     )
     .await?;
     let retry = queued_without_job(&env, area_id, reaction, "webhook", "lost-retry").await?;
-    set_status(
+    set_columns(
         &env,
         retry,
         "status = 'retry', attempt = 1, next_attempt_at = now(),
