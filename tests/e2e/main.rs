@@ -9,4 +9,5 @@ mod dead_letters;
 mod faults;
 mod logs;
 mod pipeline;
+mod schema;
 mod secrets;
