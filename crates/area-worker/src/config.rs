@@ -134,10 +134,12 @@ options! {
     group: String = "area-workers".into();
     /// Where the REST API listens.
     api_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
-    /// Reactions in flight per service in this process.
-    concurrency: usize = 256;
+    /// Reactions in flight per service in this process. Also bounds the
+    /// connections open to one service (an SMTP relay that caps them wants
+    /// less).
+    concurrency: usize = 512;
     /// Entries read, inserted, claimed or recorded per batch.
-    batch_size: usize = 256;
+    batch_size: usize = 512;
     /// How long a blocking stream read waits, in milliseconds.
     block_ms: u64 = 1000;
     /// Delay before the first retry, in milliseconds; doubled for each later one.
@@ -480,7 +482,7 @@ mod tests {
     fn flags_beat_environment_beats_file_beats_defaults() {
         figment::Jail::expect_with(|jail| {
             let config = load_in(jail, None, &Overrides::default()).unwrap();
-            assert_eq!(config.concurrency, 256, "the default");
+            assert_eq!(config.concurrency, 512, "the default");
 
             let file = "concurrency = 10\nbatch_size = 20\nblock_ms = 30\n";
             let config = load_in(jail, Some(file), &Overrides::default()).unwrap();
