@@ -104,6 +104,9 @@ struct Expectation {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     area_worker_free_crypto();
     let database_url = demo_database_url(&args.database_url)?;
+    // Held until the demo ends: a second demo on the same servers waits for it
+    // instead of resetting the database and keys under it.
+    let _lock = demo_lock(&database_url).await?;
     reset_database(&database_url).await?;
     crate::migrate::migrate(&database_url).await?;
     let store = Store::connect(&StoreOptions::new(&database_url)).await?;
@@ -174,6 +177,44 @@ fn demo_database_url(server_url: &str) -> anyhow::Result<String> {
 
 fn url_parse(text: &str) -> anyhow::Result<url::Url> {
     url::Url::parse(text).with_context(|| format!("parse database URL {text}"))
+}
+
+/// A session-level advisory lock on the server's `postgres` database, taken
+/// by every demo: the connection holds it until it is dropped.
+async fn demo_lock(database_url: &str) -> anyhow::Result<diesel_async::AsyncPgConnection> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    // Any fixed number unlikely to be used by others on a shared server.
+    const DEMO_LOCK_KEY: i64 = 0x0a7e_a0de_0000_0001;
+    let mut admin = url_parse(database_url)?;
+    admin.set_path("/postgres");
+    let mut connection = AsyncPgConnection::establish(admin.as_str())
+        .await
+        .with_context(|| {
+            format!(
+                "connect to PostgreSQL at {}:{} (is it running?)",
+                admin.host_str().unwrap_or("?"),
+                admin.port().unwrap_or(5432)
+            )
+        })?;
+    let taken = diesel::sql_query(format!("SELECT pg_try_advisory_lock({DEMO_LOCK_KEY})"))
+        .load::<LockTaken>(&mut connection)
+        .await
+        .context("take the demo lock")?;
+    if !taken.first().is_some_and(|row| row.taken) {
+        println!("another demo is running on this PostgreSQL server; waiting for it to finish");
+        diesel::sql_query(format!("SELECT pg_advisory_lock({DEMO_LOCK_KEY})"))
+            .execute(&mut connection)
+            .await
+            .context("wait for the demo lock")?;
+    }
+    Ok(connection)
+}
+
+#[derive(diesel::QueryableByName)]
+struct LockTaken {
+    #[diesel(sql_type = diesel::sql_types::Bool, column_name = pg_try_advisory_lock)]
+    taken: bool,
 }
 
 async fn reset_database(database_url: &str) -> anyhow::Result<()> {
