@@ -303,7 +303,10 @@ impl Store {
             "SELECT id, service FROM executions
              WHERE next_attempt_at < now() - $1 * interval '1 millisecond' AND status = 'retry'
              ORDER BY next_attempt_at LIMIT $2",
-            (bind::<Int8, _>(duration_millis(grace)), bind::<Int8, _>(limit)),
+            (
+                bind::<Int8, _>(duration_millis(grace)),
+                bind::<Int8, _>(limit),
+            ),
         )
         .load(&mut connection)
         .await?;

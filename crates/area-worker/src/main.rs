@@ -11,6 +11,11 @@ use area_worker::{Config, reactions};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc: allocation was a fifth of the worker's
+/// CPU under load, most of it in glibc's free lists (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "area-worker",
