@@ -18,8 +18,16 @@ struct UpdateCounts {
 }
 
 /// A first attempt's claim and record write no indexed column, so PostgreSQL
-/// updates the row in place (HOT) and adds no index entry. An index on
-/// `status`, `lease_until` or another column those updates write fails this.
+/// can update the row in place (HOT) and add no index entry. An index on
+/// `status`, `lease_until` or another column those updates write makes every
+/// one of them a non-HOT update (an index on a column only one of the two
+/// writes, half of them), which fails this.
+///
+/// A HOT update also needs room on the row's page. Fillfactor 30 leaves room
+/// for the claim's version; the record's fits once PostgreSQL has pruned the
+/// claimed row's first version, which it does not always get to first when
+/// other sessions hold snapshots (seen with the whole suite running: 65 of 80).
+/// Hence three quarters, not all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_attempt_updates_its_row_in_place() -> anyhow::Result<()> {
     const ROWS: usize = 40;
@@ -80,9 +88,9 @@ async fn a_first_attempt_updates_its_row_in_place() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(counts.updates, 2 * ROWS as i64, "{counts:?}");
-    assert_eq!(
-        counts.hot_updates, counts.updates,
-        "every claim and record is HOT: {counts:?}"
+    assert!(
+        counts.hot_updates * 4 >= counts.updates * 3,
+        "claims and records are HOT updates: {counts:?}"
     );
     Ok(())
 }
