@@ -145,6 +145,7 @@ async fn executions_are_listed_newest_first_with_filters_and_a_cursor() -> anyho
         ("limit=501", "limit"),
         ("limit=ten", "limit"),
         ("event_id=a%00b", "event_id"),
+        ("staus=failed", "staus"),
     ] {
         let (status, error) = api.get(&format!("/api/executions?{query}")).await?;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");

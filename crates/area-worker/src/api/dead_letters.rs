@@ -18,6 +18,7 @@ const MAX_LIMIT: usize = 500;
 /// Paging of `GET /api/dead-letters`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DeadLetterParams {
     /// `next_cursor` of the previous page: a dead letter id.
     #[param(value_type = Option<String>, pattern = r"^[0-9]+-[0-9]+$")]

@@ -36,6 +36,7 @@ const MAX_REASON_CHARS: usize = 1000;
 /// Filters and paging of `GET /api/executions`. All filters combine.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only executions in this status.
     #[param(value_type = Option<StatusName>)]

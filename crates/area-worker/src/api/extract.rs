@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 
-/// Query parameters; a malformed query is a 400 that names the parameter.
+/// Query parameters; a malformed query is a 400 that names the parameter. The
+/// parameter types refuse names they do not know (`deny_unknown_fields`), so a
+/// misspelt filter (`?staus=failed`) is an error rather than no filter at all.
 pub(crate) struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
@@ -26,8 +28,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|query| Self(query.0))
-            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+            .map_err(|rejection| {
+                let message = rejection.body_text();
+                let error = ApiError::bad_request("invalid_query", message.clone());
+                match unknown_field(&message) {
+                    Some(field) => error.with_field(field),
+                    None => error,
+                }
+            })
     }
+}
+
+/// The name serde reports in "unknown field `name`, expected ...".
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.split_once("unknown field `")?.1;
+    rest.split_once('`').map(|(name, _)| name)
 }
 
 /// One path parameter as text; handlers parse it themselves so that the error
