@@ -134,10 +134,22 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut connection = self.connection().await?;
-        // SKIP LOCKED: a row another worker is claiming right now is its, not ours.
+        // One update finds the rows by primary key and tests their status, with
+        // no lock taken before it (a `SELECT ... FOR UPDATE` there cost a lock
+        // record in the WAL and about a third of the claim's work per row).
+        // When another worker's claim, record or cancel changed a row first,
+        // the update waits for it to commit and tests its conditions again on
+        // the new version (read committed): a row claimed elsewhere meanwhile
+        // has a live lease or another status, and is left alone. Deadlocks
+        // with another statement are transient and retried.
+        //
         // A row taken over from an expired lease gets an `unknown` entry in its
         // attempt log: that attempt may or may not have reached the service.
         // Its `error` says so too, which also lists it among the troubled rows.
+        // In `SET`, `e.status` is the status before this update; `RETURNING`
+        // sees the row after it, so `in_doubt` is read from what the takeover
+        // wrote: only a takeover appends an `unknown` entry, and it numbers
+        // that entry one less than the attempt it starts.
         //
         // The happy path (a queued row's first claim) writes no indexed column:
         // `next_attempt_at` and `error` are NULL before and after, so the
@@ -149,41 +161,40 @@ impl Store {
         // bitmap of every queued row, dead versions included, and each claim
         // then costs as much as the backlog. The ids alone find the rows.
         let claimed = prepared(
-            "WITH target AS (
-                 SELECT id, status AS previous_status FROM executions
-                 WHERE id = ANY($1)
-                   AND CASE status
-                           WHEN 'queued' THEN true
-                           WHEN 'retry' THEN next_attempt_at <= now()
-                           WHEN 'running' THEN lease_until < now()
-                           ELSE false
-                       END
-                 FOR UPDATE SKIP LOCKED
-             ), claimed AS (
+            "WITH claimed AS (
                  UPDATE executions e
                  SET status = 'running', attempt = e.attempt + 1, started_at = now(),
-                     locked_by = $2, lease_until = now() + $3 * interval '1 millisecond',
+                     locked_by = $1, lease_until = now() + $2 * interval '1 millisecond',
                      next_attempt_at = NULL, updated_at = now(),
-                     attempts = CASE WHEN t.previous_status = 'running'
+                     attempts = CASE WHEN e.status = 'running'
                          THEN e.attempts || jsonb_build_array(jsonb_build_object(
                              'attempt', e.attempt, 'status', 'unknown',
                              'started_at', e.started_at, 'finished_at', now(),
                              'error', l.error))
                          ELSE e.attempts END,
-                     error = CASE WHEN t.previous_status = 'running' THEN l.error ELSE e.error END
-                 FROM target t, (SELECT jsonb_build_object(
+                     error = CASE WHEN e.status = 'running' THEN l.error ELSE e.error END
+                 FROM (SELECT jsonb_build_object(
                      'class', 'retryable', 'code', 'lease_expired',
                      'message', 'the worker running this attempt stopped before recording it; it may have reached the service',
                      'possible_duplicate', true) AS error) l
-                 WHERE e.id = t.id
+                 WHERE e.id = ANY($3)
+                   AND CASE e.status
+                           WHEN 'queued' THEN true
+                           WHEN 'retry' THEN e.next_attempt_at <= now()
+                           WHEN 'running' THEN e.lease_until < now()
+                           ELSE false
+                       END
                  RETURNING e.id, e.area_id, e.reaction_id, e.event_id, e.service, e.attempt,
-                           e.input_payload, e.dedup_key, t.previous_status = 'running' AS in_doubt
+                           e.input_payload, e.dedup_key,
+                           COALESCE(e.attempts -> -1 ->> 'status' = 'unknown'
+                                    AND (e.attempts -> -1 ->> 'attempt')::int4 = e.attempt - 1,
+                                    false) AS in_doubt
              )
              SELECT c.*, r.config FROM claimed c LEFT JOIN reactions r ON r.id = c.reaction_id",
             (
-                bind::<Array<SqlUuid>, _>(ids),
                 bind::<Text, _>(worker),
                 bind::<Int8, _>(duration_millis(lease)),
+                bind::<Array<SqlUuid>, _>(ids),
             ),
         )
         .load(&mut connection)

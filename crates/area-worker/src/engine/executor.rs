@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::Shared;
 use super::attempt;
-use super::backoff::until_ok;
+use super::backoff::{Abandoned, until_ok};
 use super::lease::{self, Held};
 use super::reader::{ReadLoop, reader_loop};
 use super::recorder::{self, Finished};
@@ -144,9 +144,16 @@ impl Executor {
             },
         )
         .await;
-        let Ok(claimed) = claimed else {
-            tracing::warn!(service = self.service, "claim abandoned; jobs stay pending");
-            return;
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(Abandoned::Permanent(error)) => {
+                tracing::error!(service = self.service, error = %error, "claim failed; jobs stay pending");
+                return;
+            }
+            Err(Abandoned::Stopped) => {
+                tracing::warn!(service = self.service, "claim abandoned; jobs stay pending");
+                return;
+            }
         };
 
         for execution in claimed {
