@@ -414,6 +414,40 @@ impl Config {
         if self.block_ms == 0 {
             return Err("block_ms (AREA_BLOCK_MS) must be at least 1".into());
         }
+        if self.max_deliveries == 0 {
+            return Err(
+                "max_deliveries (AREA_MAX_DELIVERIES) must be at least 1: with 0 every entry \
+                 would be dead-lettered as poison"
+                    .into(),
+            );
+        }
+        if self.max_event_bytes == 0 {
+            return Err(
+                "max_event_bytes (AREA_MAX_EVENT_BYTES) must be at least 1: with 0 every event \
+                 would be dead-lettered as too large"
+                    .into(),
+            );
+        }
+        if self.db_pool_size == 0 {
+            return Err("db_pool_size (AREA_DB_POOL_SIZE) must be at least 1".into());
+        }
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| self.redis_url.starts_with(scheme))
+        {
+            return Err(
+                "redis_url (REDIS_URL) must start with redis://, rediss://, redis+unix:// or unix://"
+                    .into(),
+            );
+        }
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.database_url.starts_with(scheme))
+        {
+            return Err(
+                "database_url (DATABASE_URL) must start with postgres:// or postgresql://".into(),
+            );
+        }
         self.retry_policy().map_err(|error| error.to_string())?;
 
         let mut warnings: Vec<String> = self
@@ -656,6 +690,33 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn values_that_would_dead_letter_everything_or_never_connect_are_refused() {
+        type Spoil = fn(&mut Config);
+        let cases: [(&str, Spoil); 5] = [
+            ("AREA_MAX_DELIVERIES", |config| config.max_deliveries = 0),
+            ("AREA_MAX_EVENT_BYTES", |config| config.max_event_bytes = 0),
+            ("AREA_DB_POOL_SIZE", |config| config.db_pool_size = 0),
+            ("REDIS_URL", |config| {
+                config.redis_url = "http://cache:6379".into()
+            }),
+            ("DATABASE_URL", |config| {
+                config.database_url = "mysql://db/area".into()
+            }),
+        ];
+        for (variable, spoil) in cases {
+            let mut config = Config::defaults();
+            assert!(config.check().is_ok());
+            spoil(&mut config);
+            let error = config.check().expect_err(variable);
+            assert!(error.contains(variable), "{variable}: {error}");
+        }
+        let mut config = Config::defaults();
+        config.redis_url = "rediss://cache:6380".into();
+        config.database_url = "postgresql://db/area".into();
+        assert!(config.check().is_ok());
     }
 
     #[test]

@@ -26,6 +26,30 @@ pub fn registry_from_config(config: &crate::config::Config) -> anyhow::Result<Re
         config.reaction_setting(name)
     })?;
     let asked = asked.into_inner();
+    // A reaction that is compiled in but not served was not configured: its
+    // required setting is missing. Any other setting under its prefix is then
+    // a typo of that setting (`AREA_SMTP_HOTS`) or a sign that it is missing,
+    // and would otherwise be ignored with no more than a warning.
+    let served = registry.services();
+    for service in compiled_services() {
+        if served.contains(&service) {
+            continue;
+        }
+        let prefix = format!("{}_", setting_prefix(service));
+        let set = |(key, value): &(&String, &serde_json::Value)| {
+            key.starts_with(&prefix)
+                && !matches!(value, serde_json::Value::Null)
+                && value.as_str() != Some("")
+        };
+        if let Some((key, _)) = config.reactions.iter().find(set) {
+            anyhow::bail!(
+                "AREA_{} is set, but the {service} reaction is not configured: it is served only \
+                 when {} is set (misspelt?)",
+                key.to_uppercase(),
+                required_setting(service)
+            );
+        }
+    }
     for service in registry.services() {
         let prefix = format!("{}_", setting_prefix(service));
         let unread = config.reactions.keys().find(|key| {
@@ -117,6 +141,15 @@ pub const WORKSPACE_SERVICES: &[&str] = &[
     "noop",
     // xtask:new-reaction:workspace-services (cargo xtask new-reaction adds services above)
 ];
+
+/// The setting whose presence makes a reaction served, for those that need one.
+fn required_setting(service: &str) -> &'static str {
+    match service {
+        "email" => "AREA_SMTP_HOST",
+        "slack" => "AREA_SLACK_TOKEN or AREA_SLACK_TOKEN_FILE",
+        _ => "its required setting",
+    }
+}
 
 /// A service's configuration key prefix: `smtp` for email, `pager_duty` (i.e.
 /// `AREA_PAGER_DUTY_*`) for a `pager-duty` service.
@@ -221,5 +254,34 @@ mod tests {
             .insert("webhook_alow".into(), "10.0.0.0/8".into());
         let error = registry_from_config(&config).unwrap_err().to_string();
         assert!(error.contains("AREA_WEBHOOK_ALOW"), "{error}");
+    }
+
+    #[cfg(all(feature = "email", feature = "slack"))]
+    #[test]
+    fn a_setting_of_a_reaction_left_unconfigured_is_refused() {
+        let mut config = crate::config::Config::defaults();
+        assert!(registry_from_config(&config).is_ok());
+        // An empty variable is an unset one.
+        config.reactions.insert("smtp_port".into(), "".into());
+        assert!(registry_from_config(&config).is_ok());
+
+        // The required setting misspelt: email is not served, and says why.
+        config
+            .reactions
+            .insert("smtp_hots".into(), "smtp.example.com".into());
+        let error = registry_from_config(&config).unwrap_err().to_string();
+        assert!(error.contains("AREA_SMTP_HOTS"), "{error}");
+        assert!(error.contains("AREA_SMTP_HOST"), "{error}");
+
+        let mut config = crate::config::Config::defaults();
+        config
+            .reactions
+            .insert("slack_tokne".into(), "xoxb-1".into());
+        let error = registry_from_config(&config).unwrap_err().to_string();
+        assert!(error.contains("AREA_SLACK_TOKNE"), "{error}");
+        assert!(
+            !error.contains("xoxb-1"),
+            "the value stays out of the error: {error}"
+        );
     }
 }
