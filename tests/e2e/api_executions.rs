@@ -146,10 +146,16 @@ async fn executions_are_listed_newest_first_with_filters_and_a_cursor() -> anyho
         ("limit=ten", "limit"),
         ("event_id=a%00b", "event_id"),
         ("staus=failed", "staus"),
+        ("limit=1&limit=2", "limit"),
     ] {
         let (status, error) = api.get(&format!("/api/executions?{query}")).await?;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
         assert_eq!(error["error"]["field"], field, "{query}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("Failed to deserialize"),
+            "{query}: {message}"
+        );
     }
     Ok(())
 }

@@ -63,10 +63,10 @@ pub enum EventError {
     #[error("the entry has no `event` field")]
     MissingEventField,
     /// The `event` field is not UTF-8.
-    #[error("the `event` field is not UTF-8 text")]
+    #[error("the event is not UTF-8 text")]
     NotUtf8,
     /// The `event` field is not JSON.
-    #[error("the `event` field is not valid JSON: {0}")]
+    #[error("the event is not valid JSON: {0}")]
     InvalidJson(String),
     /// The JSON is valid but not an object.
     #[error("the event must be a JSON object, found {0}")]

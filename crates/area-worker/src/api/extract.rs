@@ -29,9 +29,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .await
             .map(|query| Self(query.0))
             .map_err(|rejection| {
-                let message = rejection.body_text();
-                let error = ApiError::bad_request("invalid_query", message.clone());
-                match unknown_field(&message) {
+                let text = rejection.body_text();
+                // axum prefixes serde's reason with its own words; keep the reason.
+                let reason = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                let error = ApiError::bad_request("invalid_query", format!("bad query: {reason}"));
+                match named_field(reason) {
                     Some(field) => error.with_field(field),
                     None => error,
                 }
@@ -39,9 +43,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The name serde reports in "unknown field `name`, expected ...".
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.split_once("unknown field `")?.1;
+/// The parameter serde names in "unknown field `name`, expected ..." or
+/// "duplicate field `name`".
+fn named_field(message: &str) -> Option<&str> {
+    let rest = ["unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|marker| message.split_once(marker))?
+        .1;
     rest.split_once('`').map(|(name, _)| name)
 }
 
