@@ -18,4 +18,4 @@ pub use event::{AreaId, DecodeLimits, Event, EventError, EventId};
 pub use reaction::{ConfigError, ErrorClass, Outcome, Reaction, ReactionContext, ReactionError};
 pub use registry::Registry;
 pub use retry::{RetryDecision, RetryPolicy, RetryPolicyError};
-pub use template::{TemplateError, render_config};
+pub use template::{TemplateError, render_config, render_config_owned};

@@ -73,6 +73,16 @@ pub fn render_config(config: &Value, event: &Event) -> Result<Value, TemplateErr
     renderer.render_value(config, &mut path)
 }
 
+/// As [`render_config`], taking the config by value: one without template
+/// syntax is returned as it is, with no copy (the engine's path, once per
+/// attempt).
+pub fn render_config_owned(config: Value, event: &Event) -> Result<Value, TemplateError> {
+    if !holds_template(&config) {
+        return Ok(config);
+    }
+    render_config(&config, event)
+}
+
 struct Scope<'a> {
     event: &'a Value,
     payload: &'a Value,
@@ -227,6 +237,24 @@ mod tests {
                 "list": ["42", 7, "plain"],
             })
         );
+    }
+
+    #[test]
+    fn the_owned_form_renders_templates_and_returns_plain_configs_as_they_are() {
+        let event = event(json!({"repo": "area"}));
+        let templated = json!({"url": "http://127.0.0.1/{{ payload.repo }}"});
+        assert_eq!(
+            render_config_owned(templated.clone(), &event).unwrap(),
+            render_config(&templated, &event).unwrap()
+        );
+        assert_eq!(
+            render_config_owned(templated, &event).unwrap(),
+            json!({"url": "http://127.0.0.1/area"})
+        );
+        let plain = json!({"url": "http://127.0.0.1/hook", "headers": {"X-A": "b"}});
+        assert_eq!(render_config_owned(plain.clone(), &event).unwrap(), plain);
+        let broken = render_config_owned(json!({"x": "{{ payload."}), &event);
+        assert!(matches!(broken, Err(TemplateError::Invalid { ref field, .. }) if field == "x"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One attempt of one execution: render, validate, run under a timeout, and
 //! decide what the outcome means for the execution.
 
-use area_core::{ErrorClass, Event, ReactionContext, ReactionError, RetryDecision, render_config};
+use area_core::{
+    ErrorClass, Event, ReactionContext, ReactionError, RetryDecision, render_config_owned,
+};
 use area_store::{AttemptRecord, ClaimedExecution, RecordedStatus};
 use serde_json::Value;
 use tracing::Instrument;
@@ -14,7 +16,7 @@ const RETRY_KEY: &str = "retry";
 
 /// Runs the attempt and returns what to record. Never fails: every failure is
 /// an outcome of the attempt.
-pub(crate) async fn run(shared: &Shared, execution: ClaimedExecution) -> AttemptRecord {
+pub(crate) async fn run(shared: &Shared, mut execution: ClaimedExecution) -> AttemptRecord {
     // One span per job entry: everything logged about this attempt, the
     // reaction's own logs included, carries the execution, event and service.
     let span = tracing::info_span!(
@@ -28,7 +30,7 @@ pub(crate) async fn run(shared: &Shared, execution: ClaimedExecution) -> Attempt
 
     let attempt = u32::try_from(execution.attempt).unwrap_or(u32::MAX);
     let mut policy = shared.settings.retry_policy;
-    let prepared = span.in_scope(|| prepare(shared, &execution, &mut policy));
+    let prepared = span.in_scope(|| prepare(shared, &mut execution, &mut policy));
     let result = match prepared {
         Ok(context) => {
             let reaction = shared
@@ -81,13 +83,15 @@ pub(crate) async fn run(shared: &Shared, execution: ClaimedExecution) -> Attempt
     }
 }
 
-/// Builds the attempt's context; every error here is permanent.
+/// Builds the attempt's context; every error here is permanent. The config
+/// and the event payload move out of `execution` into the context (the
+/// attempt needs them nowhere else), which saves a deep copy of each.
 fn prepare(
     shared: &Shared,
-    execution: &ClaimedExecution,
+    execution: &mut ClaimedExecution,
     policy: &mut area_core::RetryPolicy,
 ) -> Result<ReactionContext, ReactionError> {
-    let Some(mut config) = execution.config.clone() else {
+    let Some(mut config) = execution.config.take() else {
         return Err(ReactionError::permanent(
             "reaction_deleted",
             "the reaction no longer exists",
@@ -110,9 +114,12 @@ fn prepare(
     {
         *policy = policy.with_overrides(&overrides)?;
     }
-    let event = Event::from_value(execution.input_payload.clone(), &execution.event_id)
-        .map_err(|error| ReactionError::permanent("invalid_event", error.to_string()))?;
-    let rendered = render_config(&config, &event)
+    let event = Event::from_value(
+        std::mem::take(&mut execution.input_payload),
+        &execution.event_id,
+    )
+    .map_err(|error| ReactionError::permanent("invalid_event", error.to_string()))?;
+    let rendered = render_config_owned(config, &event)
         .map_err(|error| ReactionError::permanent("template", error.to_string()))?;
     reaction.validate(&rendered)?;
 
