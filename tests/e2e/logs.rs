@@ -107,3 +107,55 @@ async fn json_logs_carry_the_job_span_and_request_logs_carry_no_body() -> anyhow
     assert!(!log.contains(marker), "a request body reached the log");
     Ok(())
 }
+
+/// A reaction whose service no reaction crate provides (a typo such as
+/// `webhok`) is reported once in the log, with the stream its executions wait
+/// in; the executions themselves stay queued for a worker that serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaction_naming_an_unknown_service_is_reported_once() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let (area_id, _) = env
+        .area(&[("webhok", json!({"url": "http://127.0.0.1:9/hook"}))])
+        .await?;
+    let mut worker = WorkerProcess::start(&env, "typo-reporter", &[]).await?;
+
+    for index in 0..3 {
+        env.publish(&json!({"id": format!("typo-{index}"), "area_id": area_id, "payload": {}}))
+            .await?;
+    }
+    for index in 0..3 {
+        let event_id = format!("typo-{index}");
+        eventually(
+            "the execution row to be inserted",
+            Duration::from_secs(30),
+            || {
+                let store = env.store.clone();
+                let event_id = event_id.clone();
+                async move {
+                    let rows = store.executions_of_event(&event_id).await?;
+                    Ok((rows.len() == 1).then_some(rows))
+                }
+            },
+        )
+        .await?;
+    }
+    let status = worker.terminate(Duration::from_secs(20)).await?;
+    assert!(status.success(), "the worker exits 0 on SIGTERM: {status}");
+
+    let log = worker.log();
+    let reports: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("no reaction crate of this workspace provides"))
+        .collect();
+    assert_eq!(reports.len(), 1, "reported once, not per event: {log}");
+    assert!(reports[0].contains("webhok"), "{}", reports[0]);
+    assert!(reports[0].contains("jobs:webhok"), "{}", reports[0]);
+    for index in 0..3 {
+        let rows = env
+            .store
+            .executions_of_event(&format!("typo-{index}"))
+            .await?;
+        assert_eq!(rows[0].status, "queued", "left for a worker that serves it");
+    }
+    Ok(())
+}

@@ -8,11 +8,11 @@
 //! they find their rows by dedup key and publish the jobs that may be missing,
 //! so nothing is lost and no row is duplicated.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use area_core::{Event, EventError};
-use area_store::NewExecution;
+use area_store::{AreaPlan, NewExecution};
 use area_stream::{DeadLetterReason, EVENT_FIELD, Entry, Job};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use super::Shared;
 use super::backoff::{Abandoned, until_ok};
 use super::reader::{ReadLoop, reader_loop};
 use super::sanitize::sanitize_event;
+use crate::reactions::WORKSPACE_SERVICES;
 
 /// Runs the fan-out reader until shutdown.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -28,6 +29,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let handler = FanOut {
         shared: shared.clone(),
         stream: stream.clone(),
+        unknown_services: Mutex::new(HashSet::new()),
     };
     reader_loop(shared, stream, shutdown, handler).await;
     tracing::debug!("fan-out stopped");
@@ -36,6 +38,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 struct FanOut {
     shared: Arc<Shared>,
     stream: String,
+    /// Services named by reactions that no reaction crate of the workspace
+    /// provides, each already reported once.
+    unknown_services: Mutex<HashSet<String>>,
 }
 
 /// An event that passed decoding, with the entry it came from.
@@ -145,6 +150,8 @@ impl FanOut {
             }
         };
 
+        self.report_unknown_services(&plans);
+
         let mut rows = Vec::with_capacity(decoded.len());
         let mut ack_ids = Vec::with_capacity(decoded.len());
         for item in decoded {
@@ -178,6 +185,36 @@ impl FanOut {
             }
         }
         Some((rows, ack_ids))
+    }
+
+    /// Says once per service when a reaction names a service that no reaction
+    /// crate of this workspace provides: most likely a typo (`webhok`), whose
+    /// executions would otherwise wait in their stream without a word. A
+    /// known service that this binary does not serve is left to other
+    /// workers, as designed, and not reported.
+    fn report_unknown_services(&self, plans: &HashMap<Uuid, AreaPlan>) {
+        for (area_id, plan) in plans {
+            for reaction in &plan.reactions {
+                if WORKSPACE_SERVICES.contains(&reaction.service.as_str()) {
+                    continue;
+                }
+                let mut reported = self
+                    .unknown_services
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if reported.insert(reaction.service.clone()) {
+                    tracing::warn!(
+                        service = %reaction.service,
+                        reaction_id = %reaction.id,
+                        area_id = %area_id,
+                        stream = %self.shared.redis.keys().jobs(&reaction.service),
+                        "a reaction names a service that no reaction crate of this workspace \
+                         provides (misspelt?); its executions wait in their job stream for a \
+                         worker that serves it"
+                    );
+                }
+            }
+        }
     }
 
     /// Inserts the rows and returns the jobs to publish.
