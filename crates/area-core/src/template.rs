@@ -51,6 +51,21 @@ pub fn render_config(config: &Value, event: &Event) -> Result<Value, TemplateErr
     if !holds_template(config) {
         return Ok(config.clone());
     }
+    render_templates(config, event)
+}
+
+/// As [`render_config`], taking the config by value: one without template
+/// syntax is returned as it is, with no copy (the engine's path, once per
+/// attempt).
+pub fn render_config_owned(config: Value, event: &Event) -> Result<Value, TemplateError> {
+    if !holds_template(&config) {
+        return Ok(config);
+    }
+    render_templates(&config, event)
+}
+
+/// Renders a config known to hold at least one template.
+fn render_templates(config: &Value, event: &Event) -> Result<Value, TemplateError> {
     let event_json = event.to_json();
     let scope = Scope {
         event: &event_json,
@@ -71,16 +86,6 @@ pub fn render_config(config: &Value, event: &Event) -> Result<Value, TemplateErr
 
     let mut path = String::new();
     renderer.render_value(config, &mut path)
-}
-
-/// As [`render_config`], taking the config by value: one without template
-/// syntax is returned as it is, with no copy (the engine's path, once per
-/// attempt).
-pub fn render_config_owned(config: Value, event: &Event) -> Result<Value, TemplateError> {
-    if !holds_template(&config) {
-        return Ok(config);
-    }
-    render_config(&config, event)
 }
 
 struct Scope<'a> {
