@@ -438,16 +438,30 @@ async fn sigterm_with_200_in_flight_records_them_all_and_exits_zero() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_cut_by_the_drain_deadline_stay_pending_and_another_worker_finishes_them()
 -> anyhow::Result<()> {
+    cut_attempts_are_finished_by_another_worker(true).await
+}
+
+/// The same, with the executions passed through their job stream: the job
+/// entries answer for the cut attempts instead of the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_run_from_jobs_and_cut_by_the_drain_deadline_are_finished_by_another_worker()
+-> anyhow::Result<()> {
+    cut_attempts_are_finished_by_another_worker(false).await
+}
+
+async fn cut_attempts_are_finished_by_another_worker(direct: bool) -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let receiver = Receiver::start().await?;
     let (area_id, _) = env
         .area(&[("webhook", json!({"url": receiver.url("/slow/3000/cut")}))])
         .await?;
+    let direct_run = direct.to_string();
     let settings = [
         ("AREA_DRAIN_TIMEOUT_MS", "300"),
         ("AREA_LEASE_MS", "1000"),
         ("AREA_CLAIM_IDLE_MS", "1000"),
         ("AREA_REACTION_TIMEOUT_MS", "5000"),
+        ("AREA_DIRECT_RUN", direct_run.as_str()),
     ];
     let mut worker = WorkerProcess::start(&env, "cut", &settings).await?;
     publish_many(&env, area_id, "cut", 20).await?;
@@ -466,10 +480,19 @@ async fn attempts_cut_by_the_drain_deadline_stay_pending_and_another_worker_fini
         running, 20,
         "unfinished attempts are left running, not recorded"
     );
-    assert!(
-        env.pending(&env.redis.keys().jobs("webhook")).await? > 0,
-        "their jobs stay pending"
+    // Run straight from the event, an attempt is answered for by the event's
+    // entry; run from a job, by the job's.
+    let (answering, idle) = if direct {
+        (env.redis.keys().events(), env.redis.keys().jobs("webhook"))
+    } else {
+        (env.redis.keys().jobs("webhook"), env.redis.keys().events())
+    };
+    assert_eq!(
+        env.pending(&answering).await?,
+        20,
+        "the entries that answer for the cut attempts stay pending"
     );
+    assert_eq!(env.pending(&idle).await?, 0, "nothing else is pending");
 
     let mut successor = WorkerProcess::start(&env, "successor", &settings).await?;
     wait_ok(&env, 20, Duration::from_secs(60)).await?;

@@ -2,9 +2,10 @@
 //! insert of their execution rows.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Int8, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
 use uuid::Uuid;
@@ -30,6 +31,8 @@ pub struct PlannedReaction {
     pub id: Uuid,
     /// The service whose job stream runs it.
     pub service: String,
+    /// Its configuration.
+    pub config: Value,
 }
 
 /// An execution row to create.
@@ -78,9 +81,18 @@ pub struct QueuedExecution {
 }
 
 impl QueuedExecution {
-    /// Whether the row still waits for its first attempt, so a job must exist.
+    /// Whether the row still waits for its first attempt, or may be running
+    /// under a lease that nothing else answers for (a worker that ran it
+    /// straight from the event and stopped), so a job must exist. The job's
+    /// claim leaves a live lease alone and takes an expired one over.
     pub fn needs_job(&self) -> bool {
         self.status == ExecutionStatus::Queued.as_str()
+            || self.status == ExecutionStatus::Running.as_str()
+    }
+
+    /// Whether the row is running an attempt.
+    pub fn is_running(&self) -> bool {
+        self.status == ExecutionStatus::Running.as_str()
     }
 }
 
@@ -94,6 +106,8 @@ struct PlanRow {
     reaction_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Text>)]
     service: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    config: Option<Value>,
 }
 
 impl Store {
@@ -104,7 +118,8 @@ impl Store {
         }
         let mut connection = self.connection().await?;
         let rows: Vec<PlanRow> = prepared(
-            "SELECT a.id AS area_id, a.enabled AS area_enabled, r.id AS reaction_id, r.service
+            "SELECT a.id AS area_id, a.enabled AS area_enabled, r.id AS reaction_id, r.service,
+                    r.config
              FROM areas a
              LEFT JOIN reactions r ON r.area_id = a.id AND r.enabled
              WHERE a.id = ANY($1)
@@ -119,7 +134,11 @@ impl Store {
             let plan = plans.entry(row.area_id).or_default();
             plan.enabled = row.area_enabled;
             if let (Some(id), Some(service)) = (row.reaction_id, row.service) {
-                plan.reactions.push(PlannedReaction { id, service });
+                plan.reactions.push(PlannedReaction {
+                    id,
+                    service,
+                    config: row.config.unwrap_or(Value::Null),
+                });
             }
         }
         Ok(plans)
@@ -135,9 +154,25 @@ impl Store {
         &self,
         rows: &[NewExecution],
     ) -> Result<Vec<QueuedExecution>, Error> {
+        self.insert_executions_running(rows, &vec![false; rows.len()], "", Duration::ZERO)
+            .await
+    }
+
+    /// [`Self::insert_executions`], except that each new row whose `here` flag
+    /// is set starts `running` its first attempt under `worker`'s lease, as
+    /// if claimed in the same statement: the fan-out runs it without a job.
+    /// Rows found rather than inserted keep their state.
+    pub async fn insert_executions_running(
+        &self,
+        rows: &[NewExecution],
+        here: &[bool],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<QueuedExecution>, Error> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        assert_eq!(rows.len(), here.len(), "one flag per row");
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
         let area_ids: Vec<Uuid> = rows.iter().map(|row| row.area_id).collect();
         let reaction_ids: Vec<Uuid> = rows.iter().map(|row| row.reaction_id).collect();
@@ -150,13 +185,28 @@ impl Store {
 
         let mut connection = self.connection().await?;
         let mut found: Vec<QueuedExecution> = prepared(
+            // A row run here gets what the claim of a queued row writes
+            // (status, attempt, started_at, lease), so the record that follows
+            // and a takeover after a crash see the same row either way.
             "INSERT INTO executions (id, area_id, reaction_id, event_id, service,
-                                     input_payload, correlation_id, dedup_key)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
-                                  $5::text[], $6::jsonb[], $7::uuid[], $8::text[])
+                                     input_payload, correlation_id, dedup_key,
+                                     status, attempt, started_at, locked_by, lease_until)
+             SELECT u.id, u.area_id, u.reaction_id, u.event_id, u.service,
+                    u.input_payload, u.correlation_id, u.dedup_key,
+                    CASE WHEN u.here THEN 'running' ELSE 'queued' END,
+                    CASE WHEN u.here THEN 1 ELSE 0 END,
+                    CASE WHEN u.here THEN now() END,
+                    CASE WHEN u.here THEN $1 END,
+                    CASE WHEN u.here THEN now() + $2 * interval '1 millisecond' END
+             FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[],
+                         $7::text[], $8::jsonb[], $9::uuid[], $10::text[], $11::bool[])
+                  AS u(id, area_id, reaction_id, event_id, service,
+                       input_payload, correlation_id, dedup_key, here)
              ON CONFLICT (dedup_key) DO NOTHING
              RETURNING id, service, status, dedup_key",
             (
+                bind::<Text, _>(worker),
+                bind::<Int8, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
                 bind::<Array<SqlUuid>, _>(&ids),
                 bind::<Array<SqlUuid>, _>(&area_ids),
                 bind::<Array<SqlUuid>, _>(&reaction_ids),
@@ -165,6 +215,7 @@ impl Store {
                 bind::<Array<Jsonb>, _>(&payloads),
                 bind::<Array<Nullable<SqlUuid>>, _>(&correlation_ids),
                 bind::<Array<Text>, _>(&dedup_keys),
+                bind::<Array<Bool>, _>(here),
             ),
         )
         .load(&mut connection)

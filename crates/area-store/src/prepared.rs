@@ -115,6 +115,19 @@ bind_list!(
     (6, S6, V6),
     (7, S7, V7)
 );
+bind_list!(
+    (0, S0, V0),
+    (1, S1, V1),
+    (2, S2, V2),
+    (3, S3, V3),
+    (4, S4, V4),
+    (5, S5, V5),
+    (6, S6, V6),
+    (7, S7, V7),
+    (8, S8, V8),
+    (9, S9, V9),
+    (10, S10, V10)
+);
 
 impl<B> QueryId for Prepared<B> {
     type QueryId = ();

@@ -138,6 +138,11 @@ options! {
     /// connections open to one service (an SMTP relay that caps them wants
     /// less).
     concurrency: usize = 512;
+    /// Whether the fan-out runs a new execution itself when this process
+    /// serves its service and has room for it, rather than passing it through
+    /// the job stream: one Redis round trip and one read fewer per execution.
+    /// The event's entry then stays pending until the result is recorded.
+    direct_run: bool = true;
     /// Entries read, inserted, claimed or recorded per batch.
     batch_size: usize = 512;
     /// How long a blocking stream read waits, in milliseconds.

@@ -150,6 +150,7 @@ pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
             max_depth: 64,
         },
         scheduler_tick: Duration::from_millis(config.scheduler_tick_ms),
+        direct_run: config.direct_run,
     })
 }
 

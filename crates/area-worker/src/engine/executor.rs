@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use area_store::ClaimedExecution;
 use area_stream::{DeadLetterReason, EXECUTION_FIELD, Entry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -19,40 +20,104 @@ use uuid::Uuid;
 use super::Shared;
 use super::attempt;
 use super::backoff::{Abandoned, until_ok};
-use super::lease::{self, Held};
+use super::lease::{self, Held, Origin};
 use super::reader::{ReadLoop, reader_loop};
 use super::recorder::{self, Finished};
 
+/// A service's lane: its bound on attempts in flight, the way to its recorder
+/// and the attempts whose leases its keeper refreshes. The executor starts
+/// attempts from jobs through it; the fan-out starts them directly, for rows it
+/// has just inserted, when the lane has a free permit.
+#[derive(Clone)]
+pub(crate) struct Lane {
+    pub service: &'static str,
+    /// One permit per attempt in flight, held until its result is stored.
+    pub permits: Arc<Semaphore>,
+    /// Closing every sender (the executor's and the fan-out's) tells the
+    /// recorder no more results come.
+    pub results: mpsc::Sender<Finished>,
+    /// Attempts whose lease the keeper refreshes until the recorder stores them.
+    pub held: Held,
+}
+
+impl Lane {
+    /// A lane for `service` and the receiving end of its results.
+    pub(crate) fn new(
+        service: &'static str,
+        concurrency: usize,
+    ) -> (Self, mpsc::Receiver<Finished>) {
+        let (results, receiver) = mpsc::channel(concurrency);
+        let lane = Self {
+            service,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            results,
+            held: Held::default(),
+        };
+        (lane, receiver)
+    }
+
+    /// Runs a claimed execution's attempt in `attempts`; its result goes to the
+    /// recorder with `origin`, the entry to acknowledge once it is stored.
+    pub(crate) fn start(
+        &self,
+        shared: &Arc<Shared>,
+        attempts: &mut JoinSet<()>,
+        execution: ClaimedExecution,
+        origin: Origin,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let shared = shared.clone();
+        let results = self.results.clone();
+        self.held.insert(execution.id, origin.clone());
+        shared.state.attempt_started();
+        attempts.spawn(async move {
+            let started = Instant::now();
+            let record = attempt::run(&shared, execution).await;
+            shared.state.attempt_finished();
+            let finished = Finished {
+                origin,
+                record,
+                started,
+                _permit: permit,
+            };
+            // The recorder outlives every sender; a send can only fail at abort.
+            let _ = results.send(finished).await;
+        });
+    }
+}
+
 /// Runs the reader, the attempts and the recorder of one service until shutdown
 /// and drain.
-pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    lane: Lane,
+    receiver: mpsc::Receiver<Finished>,
+    shutdown: CancellationToken,
+) {
+    let service = lane.service;
     let stream = shared.redis.keys().jobs(service);
-    let (results, receiver) = mpsc::channel(shared.settings.concurrency);
-    let held = Held::default();
     let recorder = tokio::spawn(recorder::run(
         shared.clone(),
         service,
         stream.clone(),
         receiver,
-        held.clone(),
+        lane.held.clone(),
     ));
     let keeper_stop = CancellationToken::new();
     let keeper = tokio::spawn(lease::keep(
         shared.clone(),
         stream.clone(),
-        held.clone(),
+        lane.held.clone(),
         keeper_stop.clone(),
     ));
 
     let executor = Executor {
         shared: shared.clone(),
-        service,
         stream: stream.clone(),
-        permits: Arc::new(Semaphore::new(shared.settings.concurrency)),
+        lane,
         reserved: Vec::new(),
-        results,
+        idle: true,
         attempts: JoinSet::new(),
-        held,
     };
     let mut executor = reader_loop(shared.clone(), stream, shutdown, executor).await;
 
@@ -63,6 +128,7 @@ pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: Ca
         () = shared.hard_stop.cancelled() => executor.attempts.abort_all(),
     }
     drop(executor);
+    // The recorder ends once the fan-out has dropped its lanes too.
     if let Err(error) = recorder.await {
         tracing::error!(service, error = %error, "recorder task failed");
     }
@@ -72,16 +138,14 @@ pub(crate) async fn run(shared: Arc<Shared>, service: &'static str, shutdown: Ca
 
 struct Executor {
     shared: Arc<Shared>,
-    service: &'static str,
     stream: String,
-    permits: Arc<Semaphore>,
+    lane: Lane,
     /// Permits reserved for the next read; dropping them gives capacity back.
     reserved: Vec<OwnedSemaphorePermit>,
-    /// Closing this (dropping the executor) tells the recorder no more results come.
-    results: mpsc::Sender<Finished>,
+    /// Whether the last read found nothing: the next (blocking) read then
+    /// holds a single permit, leaving the rest to the fan-out's direct runs.
+    idle: bool,
     attempts: JoinSet<()>,
-    /// Attempts whose lease the keeper refreshes until the recorder stores them.
-    held: Held,
 }
 
 impl ReadLoop for Executor {
@@ -90,6 +154,7 @@ impl ReadLoop for Executor {
         while self.attempts.try_join_next().is_some() {}
         if self.reserved.is_empty() {
             let permit = self
+                .lane
                 .permits
                 .clone()
                 .acquire_owned()
@@ -97,8 +162,13 @@ impl ReadLoop for Executor {
                 .expect("the semaphore is never closed");
             self.reserved.push(permit);
         }
-        while self.reserved.len() < self.shared.settings.batch_size {
-            match self.permits.clone().try_acquire_owned() {
+        let wanted = if self.idle {
+            1
+        } else {
+            self.shared.settings.batch_size
+        };
+        while self.reserved.len() < wanted {
+            match self.lane.permits.clone().try_acquire_owned() {
                 Ok(permit) => self.reserved.push(permit),
                 Err(_) => break,
             }
@@ -107,11 +177,13 @@ impl ReadLoop for Executor {
     }
 
     async fn handle(&mut self, entries: Vec<Entry>) {
+        self.idle = false;
         self.start_attempts(entries).await;
-        self.release();
+        self.reserved.clear();
     }
 
     fn release(&mut self) {
+        self.idle = true;
         self.reserved.clear();
     }
 }
@@ -147,11 +219,14 @@ impl Executor {
         let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(Abandoned::Permanent(error)) => {
-                tracing::error!(service = self.service, error = %error, "claim failed; jobs stay pending");
+                tracing::error!(service = self.lane.service, error = %error, "claim failed; jobs stay pending");
                 return;
             }
             Err(Abandoned::Stopped) => {
-                tracing::warn!(service = self.service, "claim abandoned; jobs stay pending");
+                tracing::warn!(
+                    service = self.lane.service,
+                    "claim abandoned; jobs stay pending"
+                );
                 return;
             }
         };
@@ -164,23 +239,13 @@ impl Executor {
                 .reserved
                 .pop()
                 .expect("one permit was reserved per entry read");
-            let shared = self.shared.clone();
-            let results = self.results.clone();
-            self.held.insert(execution.id, entry_id.clone());
-            shared.state.attempt_started();
-            self.attempts.spawn(async move {
-                let started = Instant::now();
-                let record = attempt::run(&shared, execution).await;
-                shared.state.attempt_finished();
-                let finished = Finished {
-                    entry_id,
-                    record,
-                    started,
-                    _permit: permit,
-                };
-                // The recorder outlives every sender; a send can only fail at abort.
-                let _ = results.send(finished).await;
-            });
+            self.lane.start(
+                &self.shared,
+                &mut self.attempts,
+                execution,
+                Origin::Job(entry_id),
+                permit,
+            );
         }
 
         // Jobs whose execution is done, canceled, not yet due or running under a
@@ -195,7 +260,7 @@ impl Executor {
             )
             .await;
             if acked.is_err() {
-                tracing::warn!(service = self.service, "ack of skipped jobs abandoned");
+                tracing::warn!(service = self.lane.service, "ack of skipped jobs abandoned");
             }
         }
     }
@@ -227,7 +292,7 @@ impl Executor {
     }
 
     async fn dead_letter(&self, entry: &Entry, reason: DeadLetterReason) {
-        tracing::warn!(service = self.service, entry_id = %entry.id, code = %reason.code, "job dead-lettered");
+        tracing::warn!(service = self.lane.service, entry_id = %entry.id, code = %reason.code, "job dead-lettered");
         metrics::counter!("area_dead_letters_total", "code" => reason.code.clone()).increment(1);
         let result = until_ok(
             "dead-letter job",
@@ -237,7 +302,7 @@ impl Executor {
         )
         .await;
         if result.is_err() {
-            tracing::warn!(service = self.service, entry_id = %entry.id, "dead-letter abandoned");
+            tracing::warn!(service = self.lane.service, entry_id = %entry.id, "dead-letter abandoned");
         }
     }
 }

@@ -7,31 +7,53 @@
 //! A crash anywhere before the ack leaves the events pending; delivered again,
 //! they find their rows by dedup key and publish the jobs that may be missing,
 //! so nothing is lost and no row is duplicated.
+//!
+//! A row for a service this process serves skips its job when the service has
+//! a free permit: the insert writes it already `running` under this worker's
+//! lease, as the executor's claim would, and the fan-out starts its attempt on
+//! the service's lane. Its event is
+//! then acknowledged only once all such attempts are recorded, so the event's
+//! pending entry answers for them as a job's would: should this worker stop,
+//! the event is claimed again and publishes jobs for its rows not settled,
+//! whose claim takes an expired lease over.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use area_core::{Event, EventError};
-use area_store::{AreaPlan, NewExecution};
+use area_store::{AreaPlan, ClaimedExecution, NewExecution, QueuedExecution};
 use area_stream::{DeadLetterReason, EVENT_FIELD, Entry, Job};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Shared;
 use super::backoff::{Abandoned, until_ok};
+use super::executor::Lane;
+use super::lease::{EventTicket, Origin};
 use super::reader::{ReadLoop, reader_loop};
 use super::sanitize::sanitize_event;
 use crate::reactions::WORKSPACE_SERVICES;
 
-/// Runs the fan-out reader until shutdown.
-pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+/// Runs the fan-out reader until shutdown, then lets the attempts it started
+/// finish until the hard stop.
+pub(crate) async fn run(shared: Arc<Shared>, lanes: Vec<Lane>, shutdown: CancellationToken) {
     let stream = shared.redis.keys().events();
     let handler = FanOut {
         shared: shared.clone(),
         stream: stream.clone(),
         unknown_services: Mutex::new(HashSet::new()),
+        lanes,
+        attempts: JoinSet::new(),
     };
-    reader_loop(shared, stream, shutdown, handler).await;
+    let mut handler = reader_loop(shared.clone(), stream, shutdown, handler).await;
+    tokio::select! {
+        () = async { while handler.attempts.join_next().await.is_some() {} } => {}
+        () = shared.hard_stop.cancelled() => handler.attempts.abort_all(),
+    }
+    // Dropping the lanes lets the recorders end.
+    drop(handler);
     tracing::debug!("fan-out stopped");
 }
 
@@ -41,6 +63,11 @@ struct FanOut {
     /// Services named by reactions that no reaction crate of the workspace
     /// provides, each already reported once.
     unknown_services: Mutex<HashSet<String>>,
+    /// The lanes of the services whose new executions run here directly;
+    /// empty when direct runs are off.
+    lanes: Vec<Lane>,
+    /// Attempts started directly.
+    attempts: JoinSet<()>,
 }
 
 /// An event that passed decoding, with the entry it came from.
@@ -49,8 +76,37 @@ struct Decoded {
     event: Event,
 }
 
+/// The rows to insert for a batch and the events they came from.
+struct Planned {
+    rows: Vec<NewExecution>,
+    /// For each row, its event's index in `ack_ids`.
+    row_event: Vec<usize>,
+    /// For each row, whether it runs here, with what its attempt needs.
+    direct: Vec<Option<Direct>>,
+    /// The entries to acknowledge once their rows are handled.
+    ack_ids: Vec<String>,
+}
+
+/// A new row to run here: its lane, the permit the lane gave it, and its
+/// reaction's configuration.
+struct Direct {
+    lane: usize,
+    permit: OwnedSemaphorePermit,
+    config: serde_json::Value,
+}
+
+/// A row inserted `running`, ready for its attempt.
+struct Started {
+    event: usize,
+    lane: usize,
+    permit: OwnedSemaphorePermit,
+    execution: ClaimedExecution,
+}
+
 impl ReadLoop for FanOut {
     async fn reserve(&mut self) -> usize {
+        // Reap finished attempt tasks so the set does not grow.
+        while self.attempts.try_join_next().is_some() {}
         self.shared.settings.batch_size
     }
 
@@ -60,7 +116,7 @@ impl ReadLoop for FanOut {
 }
 
 impl FanOut {
-    async fn process(&self, entries: Vec<Entry>) {
+    async fn process(&mut self, entries: Vec<Entry>) {
         metrics::counter!("area_events_read_total").increment(entries.len() as u64);
         let mut decoded = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -77,13 +133,13 @@ impl FanOut {
             return;
         }
 
-        let Some(rows_and_acks) = self.plan(&decoded).await else {
+        let Some(planned) = self.plan(&decoded).await else {
             return;
         };
-        let (rows, ack_ids) = rows_and_acks;
-        let Some(jobs) = self.insert(rows).await else {
+        let Some(inserted) = self.insert(&planned).await else {
             return;
         };
+        let (jobs, started, ack_ids) = split(planned, inserted);
         let enqueued = until_ok(
             "enqueue jobs",
             &self.shared.hard_stop,
@@ -95,6 +151,8 @@ impl FanOut {
             log_abandoned("enqueue jobs", &error);
             return;
         }
+
+        let ack_ids = self.start_direct(ack_ids, started);
         let acked = until_ok(
             "ack events",
             &self.shared.hard_stop,
@@ -106,6 +164,48 @@ impl FanOut {
             log_abandoned("ack events", &error);
         }
         self.shared.state.record_progress(&self.stream);
+    }
+
+    /// Starts the attempts of the rows inserted `running`; returns the entries
+    /// to acknowledge now, those with no attempt started here.
+    fn start_direct(&mut self, ack_ids: Vec<String>, started: Vec<Started>) -> Vec<String> {
+        if started.is_empty() {
+            return ack_ids;
+        }
+        let mut counts = vec![0usize; ack_ids.len()];
+        for run in &started {
+            counts[run.event] += 1;
+        }
+        let mut tickets: Vec<Option<Arc<EventTicket>>> = vec![None; ack_ids.len()];
+        let mut ack_now = Vec::with_capacity(ack_ids.len());
+        for (index, entry_id) in ack_ids.into_iter().enumerate() {
+            if counts[index] == 0 {
+                ack_now.push(entry_id);
+            } else {
+                tickets[index] = Some(EventTicket::new(entry_id, counts[index]));
+            }
+        }
+        metrics::counter!("area_direct_runs_total").increment(started.len() as u64);
+        for run in started {
+            let ticket = tickets[run.event]
+                .clone()
+                .expect("a ticket exists for every event with a direct run");
+            self.lanes[run.lane].start(
+                &self.shared,
+                &mut self.attempts,
+                run.execution,
+                Origin::Event(ticket),
+                run.permit,
+            );
+        }
+        ack_now
+    }
+
+    /// Whether a new row of `service` runs here: its lane and a permit of it.
+    fn direct(&self, service: &str) -> Option<(usize, OwnedSemaphorePermit)> {
+        let lane = self.lanes.iter().position(|lane| lane.service == service)?;
+        let permit = self.lanes[lane].permits.clone().try_acquire_owned().ok()?;
+        Some((lane, permit))
     }
 
     fn decode(&self, entry: &Entry) -> Result<Event, DeadLetterReason> {
@@ -128,7 +228,7 @@ impl FanOut {
 
     /// Looks the AREAs up; returns the rows to insert and the entries to ack.
     /// Events of unknown AREAs are dead-lettered here.
-    async fn plan(&self, decoded: &[Decoded]) -> Option<(Vec<NewExecution>, Vec<String>)> {
+    async fn plan(&self, decoded: &[Decoded]) -> Option<Planned> {
         let area_ids: Vec<Uuid> = decoded
             .iter()
             .map(|item| item.event.area_id.0)
@@ -153,6 +253,8 @@ impl FanOut {
         self.report_unknown_services(&plans);
 
         let mut rows = Vec::with_capacity(decoded.len());
+        let mut row_event = Vec::with_capacity(decoded.len());
+        let mut direct = Vec::with_capacity(decoded.len());
         let mut ack_ids = Vec::with_capacity(decoded.len());
         for item in decoded {
             let Some(plan) = plans.get(&item.event.area_id.0) else {
@@ -165,6 +267,7 @@ impl FanOut {
                 }
                 continue;
             };
+            let event = ack_ids.len();
             ack_ids.push(item.entry.id.clone());
             if !plan.enabled {
                 tracing::debug!(event_id = %item.event.id, area_id = %item.event.area_id, "area disabled");
@@ -182,9 +285,20 @@ impl FanOut {
                     correlation_id: item.event.correlation_id,
                     dedup_key: NewExecution::dedup_key(&item.event.id.0, reaction.id),
                 });
+                row_event.push(event);
+                direct.push(self.direct(&reaction.service).map(|(lane, permit)| Direct {
+                    lane,
+                    permit,
+                    config: reaction.config.clone(),
+                }));
             }
         }
-        Some((rows, ack_ids))
+        Some(Planned {
+            rows,
+            row_event,
+            direct,
+            ack_ids,
+        })
     }
 
     /// Says once per service when a reaction names a service that no reaction
@@ -217,32 +331,32 @@ impl FanOut {
         }
     }
 
-    /// Inserts the rows and returns the jobs to publish.
-    async fn insert(&self, rows: Vec<NewExecution>) -> Option<Vec<Job>> {
+    /// Inserts the rows, those to run here already `running`; returns every
+    /// row of the batch, new or found.
+    async fn insert(&self, planned: &Planned) -> Option<Vec<QueuedExecution>> {
+        let here: Vec<bool> = planned.direct.iter().map(Option::is_some).collect();
+        let settings = &self.shared.settings;
         let inserted = until_ok(
             "insert executions",
             &self.shared.hard_stop,
             area_store::Error::is_transient,
-            || self.shared.store.insert_executions(&rows),
+            || {
+                self.shared.store.insert_executions_running(
+                    &planned.rows,
+                    &here,
+                    &settings.worker,
+                    settings.lease,
+                )
+            },
         )
         .await;
-        let queued = match inserted {
-            Ok(queued) => queued,
+        match inserted {
+            Ok(rows) => Some(rows),
             Err(error) => {
                 log_abandoned("insert executions", &error);
-                return None;
+                None
             }
-        };
-        Some(
-            queued
-                .into_iter()
-                .filter(|row| row.needs_job())
-                .map(|row| Job {
-                    service: row.service,
-                    execution_id: row.id,
-                })
-                .collect(),
-        )
+        }
     }
 
     /// Dead-letters an entry; false when the engine is stopping and it could not.
@@ -263,6 +377,67 @@ impl FanOut {
                 false
             }
         }
+    }
+}
+
+/// Sorts the rows of a batch after the insert: new rows inserted `running`
+/// start here; other rows that need an attempt (queued, or running under a
+/// lease nothing else may answer for) get a job. Permits of rows that turned
+/// out not to be new are given back.
+fn split(
+    planned: Planned,
+    inserted: Vec<QueuedExecution>,
+) -> (Vec<Job>, Vec<Started>, Vec<String>) {
+    let Planned {
+        rows,
+        row_event,
+        direct,
+        ack_ids,
+    } = planned;
+    let mut jobs = Vec::new();
+    let mut started = Vec::new();
+    // Ids this batch generated: a row returned with one was inserted now.
+    let new_rows: HashMap<Uuid, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, row)| (row.id, index))
+        .collect();
+    let mut rows: Vec<Option<NewExecution>> = rows.into_iter().map(Some).collect();
+    let mut direct = direct;
+    for found in inserted {
+        let new = new_rows.get(&found.id).copied();
+        if let Some(index) = new
+            && found.is_running()
+            && let (Some(row), Some(run)) = (rows[index].take(), direct[index].take())
+        {
+            started.push(Started {
+                event: row_event[index],
+                lane: run.lane,
+                permit: run.permit,
+                execution: ClaimedExecution {
+                    id: row.id,
+                    area_id: row.area_id,
+                    reaction_id: row.reaction_id,
+                    event_id: row.event_id,
+                    service: row.service,
+                    attempt: 1,
+                    input_payload: row.input_payload,
+                    dedup_key: row.dedup_key,
+                    config: Some(run.config),
+                    in_doubt: false,
+                },
+            });
+        } else if found.needs_job() {
+            jobs.push(job(found));
+        }
+    }
+    (jobs, started, ack_ids)
+}
+
+fn job(row: QueuedExecution) -> Job {
+    Job {
+        service: row.service,
+        execution_id: row.id,
     }
 }
 

@@ -1,7 +1,11 @@
 //! The engine: the two pipeline stages and the tasks that keep them honest.
 //!
 //! - **fan-out** reads the event stream, inserts one execution row per enabled
-//!   reaction and publishes one job per row, then acknowledges the events;
+//!   reaction and publishes one job per row, then acknowledges the events. A
+//!   new row whose service this process serves and has room for skips the job
+//!   stream: the fan-out claims it and hands it to the service's attempts and
+//!   recorder itself, and the event's entry stays pending, answering for it,
+//!   until its result is recorded;
 //! - **execute** (one reader per service this binary serves) claims the jobs'
 //!   executions, runs their reactions concurrently up to a bound, and hands the
 //!   results to a **recorder** that stores them in batches, schedules retries
@@ -71,6 +75,9 @@ pub struct EngineSettings {
     pub decode_limits: DecodeLimits,
     /// Scheduler period.
     pub scheduler_tick: Duration,
+    /// Whether the fan-out runs new executions of the services this process
+    /// serves itself, when they have room, instead of through their job stream.
+    pub direct_run: bool,
 }
 
 /// The shared handles every engine task works with.
@@ -138,10 +145,20 @@ impl Engine {
         });
 
         let mut tasks = JoinSet::new();
-        tasks.spawn(fanout::run(shared.clone(), shutdown.clone()));
+        let mut lanes = Vec::new();
         for service in shared.registry.services() {
-            tasks.spawn(executor::run(shared.clone(), service, shutdown.clone()));
+            let (lane, receiver) = executor::Lane::new(service, shared.settings.concurrency);
+            if shared.settings.direct_run {
+                lanes.push(lane.clone());
+            }
+            tasks.spawn(executor::run(
+                shared.clone(),
+                lane,
+                receiver,
+                shutdown.clone(),
+            ));
         }
+        tasks.spawn(fanout::run(shared.clone(), lanes, shutdown.clone()));
         tasks.spawn(scheduler::run(shared.clone(), shutdown.clone()));
         Ok(Self {
             tasks,

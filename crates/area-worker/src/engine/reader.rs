@@ -66,7 +66,14 @@ pub(crate) async fn reader_loop<H: ReadLoop>(
             Ok(Vec::new())
         };
         let result = match result {
-            Ok(claimed) if !claimed.is_empty() => Ok(claimed),
+            Ok(claimed) if !claimed.is_empty() => {
+                if claimed.len() >= capacity {
+                    // More may be waiting: claim again at the next turn
+                    // rather than a claim interval later.
+                    next_claim = Instant::now();
+                }
+                Ok(claimed)
+            }
             Ok(_) => consumer.read(capacity).await,
             Err(error) => Err(error),
         };

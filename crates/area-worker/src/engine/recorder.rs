@@ -1,10 +1,12 @@
 //! The recorder: stores attempt results in batches, schedules retries, and only
-//! then acknowledges the jobs.
+//! then acknowledges the entries the attempts came from.
 //!
 //! Order matters: (1) the batch's rows are updated in one statement; (2) the
-//! retries among them are added to the schedule; (3) the jobs are acknowledged.
-//! A crash after (1) leaves the jobs pending; claimed again, they find their
-//! rows no longer running and are acknowledged. A retry whose (2) was lost is
+//! retries among them are added to the schedule; (3) the jobs are acknowledged,
+//! and so are the events whose directly run attempts are now all recorded.
+//! A crash after (1) leaves the entries pending; claimed again, a job finds its
+//! row no longer running and is acknowledged, an event finds its rows and
+//! publishes jobs only for those not settled. A retry whose (2) was lost is
 //! found by the scheduler's sweep of PostgreSQL.
 
 use std::sync::Arc;
@@ -17,12 +19,12 @@ use uuid::Uuid;
 
 use super::Shared;
 use super::backoff::{Abandoned, until_ok};
-use super::lease::Held;
+use super::lease::{Held, Origin};
 
 /// A finished attempt waiting to be recorded.
 pub(crate) struct Finished {
-    /// The job's entry id.
-    pub entry_id: String,
+    /// The entry the attempt answers for.
+    pub origin: Origin,
     /// What to store.
     pub record: AttemptRecord,
     /// When the attempt started.
@@ -32,7 +34,21 @@ pub(crate) struct Finished {
     pub _permit: OwnedSemaphorePermit,
 }
 
+/// Entries of one recorded batch, to acknowledge.
+#[derive(Default)]
+struct Acks {
+    jobs: Vec<String>,
+    events: Vec<String>,
+}
+
+/// Batches of acknowledgements the acker may hold before the recorder waits.
+const ACKS_QUEUED: usize = 16;
+
 /// Records results until every sender is gone.
+///
+/// The acknowledgements of a stored batch go to a task of their own, so the
+/// next batch's write does not wait for Redis's answer: each entry is still
+/// acknowledged only after its row is stored.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     service: &'static str,
@@ -40,15 +56,54 @@ pub(crate) async fn run(
     mut receiver: mpsc::Receiver<Finished>,
     held: Held,
 ) {
+    let (acks, pending) = mpsc::channel(ACKS_QUEUED);
+    let acker = tokio::spawn(ack_loop(shared.clone(), stream, pending));
     let limit = shared.settings.batch_size;
     let mut batch: Vec<Finished> = Vec::with_capacity(limit);
     while receiver.recv_many(&mut batch, limit).await > 0 {
-        if !record_batch(&shared, service, &stream, &batch).await {
+        if !record_batch(&shared, service, &acks, &batch).await {
             // The hard stop fired: leave the rest pending for other workers.
-            return;
+            break;
         }
         held.remove(batch.iter().map(|finished| finished.record.id));
         batch.clear();
+    }
+    drop(acks);
+    if let Err(error) = acker.await {
+        tracing::error!(service, error = %error, "ack task failed");
+    }
+}
+
+/// Acknowledges stored batches, merging those that queued up meanwhile.
+async fn ack_loop(shared: Arc<Shared>, stream: String, mut pending: mpsc::Receiver<Acks>) {
+    let event_stream = shared.redis.keys().events();
+    let mut received = Vec::with_capacity(ACKS_QUEUED);
+    while pending.recv_many(&mut received, ACKS_QUEUED).await > 0 {
+        let mut merged = Acks::default();
+        for acks in received.drain(..) {
+            merged.jobs.extend(acks.jobs);
+            merged.events.extend(acks.events);
+        }
+        let acked = until_ok(
+            "ack jobs",
+            &shared.hard_stop,
+            area_stream::Error::is_connection,
+            || shared.redis.ack_and_delete(&stream, &merged.jobs),
+        )
+        .await;
+        if acked.is_err() {
+            return;
+        }
+        let acked = until_ok(
+            "ack events",
+            &shared.hard_stop,
+            area_stream::Error::is_connection,
+            || shared.redis.ack(&event_stream, &merged.events),
+        )
+        .await;
+        if acked.is_err() {
+            return;
+        }
     }
 }
 
@@ -56,7 +111,7 @@ pub(crate) async fn run(
 async fn record_batch(
     shared: &Shared,
     service: &'static str,
-    stream: &str,
+    acks: &mpsc::Sender<Acks>,
     batch: &[Finished],
 ) -> bool {
     let records: Vec<AttemptRecord> = batch
@@ -98,18 +153,22 @@ async fn record_batch(
         return false;
     }
 
-    let entry_ids: Vec<String> = batch
-        .iter()
-        .map(|finished| finished.entry_id.clone())
-        .collect();
-    let acked = until_ok(
-        "ack jobs",
-        &shared.hard_stop,
-        area_stream::Error::is_connection,
-        || shared.redis.ack_and_delete(stream, &entry_ids),
-    )
-    .await;
-    if acked.is_err() {
+    let mut ready = Acks {
+        jobs: Vec::with_capacity(batch.len()),
+        events: Vec::new(),
+    };
+    for finished in batch {
+        match &finished.origin {
+            Origin::Job(entry_id) => ready.jobs.push(entry_id.clone()),
+            Origin::Event(ticket) => {
+                if ticket.settle() {
+                    ready.events.push(ticket.entry_id().to_owned());
+                }
+            }
+        }
+    }
+    // The acker only stops at the hard stop.
+    if acks.send(ready).await.is_err() {
         return false;
     }
 
