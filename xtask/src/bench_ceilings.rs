@@ -6,9 +6,11 @@
 //!   consumer (`area_stream::Consumer::read` at the engine's batch size, then
 //!   `Redis::ack`), as each of the worker's readers runs it;
 //! - **PostgreSQL**: the whole lifecycle of execution rows with `area-store`'s
-//!   own queries at the engine's batch size (`insert_executions`, then
-//!   `claim_executions`, then `record_attempts`), from one or more concurrent
-//!   loops, on a scratch database;
+//!   own queries at the engine's batch size (`insert_executions_running`, as
+//!   the fan-out inserts the rows it runs itself, then `record_attempts`), from
+//!   one or more concurrent loops, on a scratch database. The pipeline's rows
+//!   that go through a job stream also pay a claim; the ceiling leaves it out,
+//!   so it is the higher of the two and the ratio the harder;
 //! - **receiver**: reqwest, many requests in flight, for a few seconds.
 
 use std::sync::Arc;
@@ -36,14 +38,12 @@ pub struct RedisCeiling {
 /// The PostgreSQL ceiling at one number of concurrent loops.
 #[derive(Clone, Copy, Debug)]
 pub struct PostgresCeiling {
-    /// Concurrent insert→claim→record loops, one connection each.
+    /// Concurrent insert→record loops, one connection each.
     pub loops: usize,
     /// Rows taken through their whole lifecycle per second.
     pub lifecycle_per_s: f64,
     /// Rows per second of one connection's inserts alone.
     pub insert_per_s: f64,
-    /// Rows per second of one connection's claims alone.
-    pub claim_per_s: f64,
     /// Rows per second of one connection's records alone.
     pub record_per_s: f64,
 }
@@ -162,7 +162,7 @@ pub async fn postgres(
             let (store, planned, next) = (store.clone(), planned.clone(), next.clone());
             tasks.spawn(lifecycle_loop(store, planned, next, batch));
         }
-        let mut phases = [Duration::ZERO; 3];
+        let mut phases = [Duration::ZERO; 2];
         while let Some(result) = tasks.join_next().await {
             let task_phases = result??;
             for (total, phase) in phases.iter_mut().zip(task_phases) {
@@ -175,22 +175,21 @@ pub async fn postgres(
             loops,
             lifecycle_per_s: rows as f64 / elapsed,
             insert_per_s: per_phase(phases[0]),
-            claim_per_s: per_phase(phases[1]),
-            record_per_s: per_phase(phases[2]),
+            record_per_s: per_phase(phases[1]),
         });
     }
     Ok(results)
 }
 
 /// Takes batches from `planned` until none is left; returns the time spent in
-/// inserts, claims and records.
+/// inserts and records.
 async fn lifecycle_loop(
     store: Store,
     planned: Arc<Vec<NewExecution>>,
     next: Arc<AtomicUsize>,
     batch: usize,
-) -> anyhow::Result<[Duration; 3]> {
-    let mut phases = [Duration::ZERO; 3];
+) -> anyhow::Result<[Duration; 2]> {
+    let mut phases = [Duration::ZERO; 2];
     loop {
         let start = next.fetch_add(batch, Ordering::Relaxed);
         if start >= planned.len() {
@@ -198,28 +197,24 @@ async fn lifecycle_loop(
         }
         let rows = &planned[start..(start + batch).min(planned.len())];
 
+        let here = vec![true; rows.len()];
         let at = Instant::now();
-        let queued = store.insert_executions(rows).await?;
-        phases[0] += at.elapsed();
-
-        let ids: Vec<Uuid> = queued.iter().map(|row| row.id).collect();
-        let at = Instant::now();
-        let claimed = store
-            .claim_executions(&ids, "ceiling", Duration::from_secs(60))
+        let inserted = store
+            .insert_executions_running(rows, &here, "ceiling", Duration::from_secs(60))
             .await?;
-        phases[1] += at.elapsed();
+        phases[0] += at.elapsed();
         anyhow::ensure!(
-            claimed.len() == rows.len(),
-            "claimed {} of {}",
-            claimed.len(),
+            inserted.len() == rows.len() && inserted.iter().all(|row| row.is_running()),
+            "inserted {} of {} running",
+            inserted.len(),
             rows.len()
         );
 
-        let records: Vec<AttemptRecord> = claimed
+        let records: Vec<AttemptRecord> = inserted
             .iter()
             .map(|execution| AttemptRecord {
                 id: execution.id,
-                attempt: execution.attempt,
+                attempt: 1,
                 status: RecordedStatus::Ok,
                 output: Some(serde_json::json!({"status": 200, "body": "", "truncated": false})),
                 error: None,
@@ -227,7 +222,7 @@ async fn lifecycle_loop(
             .collect();
         let at = Instant::now();
         let changed = store.record_attempts(&records, "ceiling").await?;
-        phases[2] += at.elapsed();
+        phases[1] += at.elapsed();
         anyhow::ensure!(
             changed.len() == rows.len(),
             "recorded {} of {}",
