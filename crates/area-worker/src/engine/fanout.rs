@@ -36,28 +36,46 @@ use super::reader::{ReadLoop, reader_loop};
 use super::sanitize::sanitize_event;
 use crate::reactions::WORKSPACE_SERVICES;
 
+/// Batches of events processed at once. The second one's read, plan and
+/// insert overlap the first one's: an event no longer waits for the whole
+/// batch ahead of it, and PostgreSQL gets both cores.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Runs the fan-out reader until shutdown, then lets the attempts it started
 /// finish until the hard stop.
 pub(crate) async fn run(shared: Arc<Shared>, lanes: Vec<Lane>, shutdown: CancellationToken) {
     let stream = shared.redis.keys().events();
     let handler = FanOut {
-        shared: shared.clone(),
-        stream: stream.clone(),
-        unknown_services: Mutex::new(HashSet::new()),
-        lanes,
-        attempts: JoinSet::new(),
+        stage: Arc::new(Stage {
+            shared: shared.clone(),
+            stream: stream.clone(),
+            unknown_services: Mutex::new(HashSet::new()),
+            lanes,
+            attempts: Mutex::new(JoinSet::new()),
+        }),
+        batches: JoinSet::new(),
     };
     let mut handler = reader_loop(shared.clone(), stream, shutdown, handler).await;
+    // Batches still in flight may start attempts: let them finish first.
+    while handler.batches.join_next().await.is_some() {}
+    let mut attempts = std::mem::take(&mut *handler.stage.lock_attempts());
     tokio::select! {
-        () = async { while handler.attempts.join_next().await.is_some() {} } => {}
-        () = shared.hard_stop.cancelled() => handler.attempts.abort_all(),
+        () = async { while attempts.join_next().await.is_some() {} } => {}
+        () = shared.hard_stop.cancelled() => attempts.abort_all(),
     }
     // Dropping the lanes lets the recorders end.
     drop(handler);
     tracing::debug!("fan-out stopped");
 }
 
+/// The reader's side: batches in flight.
 struct FanOut {
+    stage: Arc<Stage>,
+    batches: JoinSet<()>,
+}
+
+/// What every batch works with.
+struct Stage {
     shared: Arc<Shared>,
     stream: String,
     /// Services named by reactions that no reaction crate of the workspace
@@ -67,7 +85,7 @@ struct FanOut {
     /// empty when direct runs are off.
     lanes: Vec<Lane>,
     /// Attempts started directly.
-    attempts: JoinSet<()>,
+    attempts: Mutex<JoinSet<()>>,
 }
 
 /// An event that passed decoding, with the entry it came from.
@@ -105,18 +123,32 @@ struct Started {
 
 impl ReadLoop for FanOut {
     async fn reserve(&mut self) -> usize {
+        while self.batches.try_join_next().is_some() {}
+        while self.batches.len() >= BATCHES_IN_FLIGHT {
+            self.batches.join_next().await;
+        }
         // Reap finished attempt tasks so the set does not grow.
-        while self.attempts.try_join_next().is_some() {}
-        self.shared.settings.batch_size
+        let mut attempts = self.stage.lock_attempts();
+        while attempts.try_join_next().is_some() {}
+        drop(attempts);
+        self.stage.shared.settings.batch_size
     }
 
     async fn handle(&mut self, entries: Vec<Entry>) {
-        self.process(entries).await;
+        let stage = self.stage.clone();
+        self.batches
+            .spawn(async move { stage.process(entries).await });
     }
 }
 
-impl FanOut {
-    async fn process(&mut self, entries: Vec<Entry>) {
+impl Stage {
+    fn lock_attempts(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn process(&self, entries: Vec<Entry>) {
         metrics::counter!("area_events_read_total").increment(entries.len() as u64);
         let mut decoded = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -168,7 +200,7 @@ impl FanOut {
 
     /// Starts the attempts of the rows inserted `running`; returns the entries
     /// to acknowledge now, those with no attempt started here.
-    fn start_direct(&mut self, ack_ids: Vec<String>, started: Vec<Started>) -> Vec<String> {
+    fn start_direct(&self, ack_ids: Vec<String>, started: Vec<Started>) -> Vec<String> {
         if started.is_empty() {
             return ack_ids;
         }
@@ -186,13 +218,14 @@ impl FanOut {
             }
         }
         metrics::counter!("area_direct_runs_total").increment(started.len() as u64);
+        let mut attempts = self.lock_attempts();
         for run in started {
             let ticket = tickets[run.event]
                 .clone()
                 .expect("a ticket exists for every event with a direct run");
             self.lanes[run.lane].start(
                 &self.shared,
-                &mut self.attempts,
+                &mut attempts,
                 run.execution,
                 Origin::Event(ticket),
                 run.permit,
