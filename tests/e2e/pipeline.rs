@@ -249,3 +249,73 @@ async fn disabled_reaction_or_area_runs_nothing() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A reaction with a bug: it panics when its config says so.
+struct Panicky;
+
+#[async_trait::async_trait]
+impl area_core::Reaction for Panicky {
+    fn service(&self) -> &'static str {
+        "panicky"
+    }
+
+    fn validate(&self, _config: &serde_json::Value) -> Result<(), area_core::ConfigError> {
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        context: &area_core::ReactionContext,
+    ) -> Result<area_core::Outcome, area_core::ReactionError> {
+        if context.config["panic"] == json!(true) {
+            panic!("a bug in a reaction crate");
+        }
+        Ok(area_core::Outcome::new(json!({"fine": true})))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_reaction_fails_its_execution_and_the_worker_goes_on() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let (area_id, _) = env
+        .area(&[
+            ("panicky", json!({"panic": true})),
+            ("panicky", json!({"panic": false})),
+        ])
+        .await?;
+    let mut registry = area_core::Registry::new();
+    registry.register(Panicky);
+    let worker = TestWorker::start_with(WorkerOptions::for_env(&env).config, registry).await?;
+
+    env.publish(&json!({"id": "bug", "area_id": area_id}))
+        .await?;
+    let rows = settled(&env, "bug", 2).await?;
+    let failed: Vec<&ExecutionRow> = rows
+        .iter()
+        .filter(|row| row.status() == ExecutionStatus::Failed)
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "only the panicking reaction fails: {rows:?}"
+    );
+    assert_eq!(
+        failed[0].error.as_ref().map(|error| error["code"].clone()),
+        Some(json!("reaction_panicked"))
+    );
+    assert_eq!(failed[0].attempt, 1, "a panic is not retried");
+    assert!(
+        rows.iter().any(|row| row.status() == ExecutionStatus::Ok),
+        "the other reaction of the event runs: {rows:?}"
+    );
+    eventually("the event acknowledged", SETTLE, || async {
+        Ok((env.pending(&env.redis.keys().events()).await? == 0).then_some(()))
+    })
+    .await?;
+
+    // The worker still runs events after the panic.
+    env.publish(&json!({"id": "after", "area_id": area_id}))
+        .await?;
+    settled(&env, "after", 2).await?;
+    worker.stop().await
+}

@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use area_store::ClaimedExecution;
+use std::panic::AssertUnwindSafe;
+
+use area_store::{AttemptRecord, ClaimedExecution, RecordedStatus};
 use area_stream::{DeadLetterReason, EXECUTION_FIELD, Entry};
+use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -72,7 +75,30 @@ impl Lane {
         shared.state.attempt_started();
         attempts.spawn(async move {
             let started = Instant::now();
-            let record = attempt::run(&shared, execution).await;
+            let (id, number, service) = (execution.id, execution.attempt, execution.service.clone());
+            // A reaction that panics fails its execution for good; left to
+            // unwind, it would leave the execution `running` under a lease
+            // the keeper renews forever, and its entry pending.
+            let record = match AssertUnwindSafe(attempt::run(&shared, execution))
+                .catch_unwind()
+                .await
+            {
+                Ok(record) => record,
+                Err(_) => {
+                    tracing::error!(execution_id = %id, service = %service, "the reaction panicked; the execution is failed");
+                    AttemptRecord {
+                        id,
+                        attempt: number,
+                        status: RecordedStatus::Failed,
+                        output: None,
+                        error: Some(serde_json::json!({
+                            "class": "permanent",
+                            "code": "reaction_panicked",
+                            "message": "the reaction panicked during the attempt; the worker's log has the details",
+                        })),
+                    }
+                }
+            };
             shared.state.attempt_finished();
             let finished = Finished {
                 origin,
