@@ -7,10 +7,9 @@
 //! after the recorder has stored it.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
-
-use std::panic::AssertUnwindSafe;
 
 use area_store::{AttemptRecord, ClaimedExecution, RecordedStatus};
 use area_stream::{DeadLetterReason, EXECUTION_FIELD, Entry};
