@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use area_store::{AttemptRecord, RecordedStatus};
 use area_stream::ScheduledRetry;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::Shared;
@@ -41,6 +42,10 @@ struct Acks {
     events: Vec<String>,
 }
 
+/// Batches written at once: the next batch's UPDATE need not wait for the
+/// previous one's commit.
+const WRITES_IN_FLIGHT: usize = 2;
+
 /// Batches of acknowledgements the acker may hold before the recorder waits.
 const ACKS_QUEUED: usize = 16;
 
@@ -59,15 +64,30 @@ pub(crate) async fn run(
     let (acks, pending) = mpsc::channel(ACKS_QUEUED);
     let acker = tokio::spawn(ack_loop(shared.clone(), stream, pending));
     let limit = shared.settings.batch_size;
-    let mut batch: Vec<Finished> = Vec::with_capacity(limit);
-    while receiver.recv_many(&mut batch, limit).await > 0 {
-        if !record_batch(&shared, service, &acks, &batch).await {
-            // The hard stop fired: leave the rest pending for other workers.
+    let mut writes: JoinSet<bool> = JoinSet::new();
+    'receive: loop {
+        // A free write slot first: results keep collecting meanwhile, so the
+        // next batch is as large as the wait allowed.
+        while writes.len() >= WRITES_IN_FLIGHT {
+            if let Some(Ok(false)) = writes.join_next().await {
+                // The hard stop fired: leave the rest pending for other workers.
+                break 'receive;
+            }
+        }
+        let mut batch: Vec<Finished> = Vec::with_capacity(limit);
+        if receiver.recv_many(&mut batch, limit).await == 0 {
             break;
         }
-        held.remove(batch.iter().map(|finished| finished.record.id));
-        batch.clear();
+        let (shared, acks, held) = (shared.clone(), acks.clone(), held.clone());
+        writes.spawn(async move {
+            if !record_batch(&shared, service, &acks, &batch).await {
+                return false;
+            }
+            held.remove(batch.iter().map(|finished| finished.record.id));
+            true
+        });
     }
+    while writes.join_next().await.is_some() {}
     drop(acks);
     if let Err(error) = acker.await {
         tracing::error!(service, error = %error, "ack task failed");
