@@ -174,7 +174,11 @@ impl Renderer<'_> {
                     Some(next) => current = next,
                     None => return false,
                 },
-                // Attributes of non-objects are left for the engine to judge.
+                // An event without a payload, or a field set to null, has
+                // no attributes: name the variable rather than leave the
+                // engine to say only "undefined value".
+                Value::Null => return false,
+                // Attributes of other non-objects are left for the engine to judge.
                 _ => return true,
             }
         }
@@ -276,6 +280,19 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "template in `body.text` reads undefined variable `payload.user.name`"
+        );
+        let no_payload = render_config(&config, &event(Value::Null)).unwrap_err();
+        assert_eq!(
+            no_payload,
+            TemplateError::UndefinedVariable {
+                field: "body.text".into(),
+                variable: "payload.user.name".into()
+            }
+        );
+        let null_field = render_config(&config, &event(json!({"user": null}))).unwrap_err();
+        assert!(
+            matches!(&null_field, TemplateError::UndefinedVariable { variable, .. } if variable == "payload.user.name"),
+            "{null_field:?}"
         );
         let top = render_config(&json!({"x": "{{ nothing }}"}), &event(json!({})));
         assert!(matches!(top, Err(TemplateError::Invalid { .. })), "{top:?}");
