@@ -56,6 +56,14 @@ async fn publishing_an_event_answers_202_or_names_the_bad_field() -> anyhow::Res
         assert_eq!(answered.as_u16(), status, "{error}");
         assert_eq!(error["error"]["field"].as_str(), field, "{error}");
     }
+    // The code a dead letter of the same event gets on the stream path.
+    let (_, error) = api
+        .post(
+            "/api/events",
+            Some(&json!({"area_id": unknown}).to_string()),
+        )
+        .await?;
+    assert_eq!(error["error"]["code"], "unknown_area", "{error}");
     let info = api
         .env
         .redis

@@ -62,7 +62,7 @@ pub struct Published {
         (status = 403, description = "A cross-site browser request, a Host that is not loopback without a token, or mutating routes are disabled", body = ErrorBody),
         (status = 413, description = "The body is larger than the event limit", body = ErrorBody),
         (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
-        (status = 422, description = "A field is missing or invalid; `field` names it", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid, or `area_id` names no AREA (code `unknown_area`); `field` names it", body = ErrorBody),
         (status = 503, description = "Redis or PostgreSQL does not answer", body = ErrorBody),
     )
 )]
@@ -75,10 +75,13 @@ pub(crate) async fn publish(
 
     let areas = api.store.area_plans(&[event.area_id.0]).await?;
     if !areas.contains_key(&event.area_id.0) {
-        return Err(ApiError::invalid_field(
-            "area_id",
+        // The same code as the dead letter of such an event sent to the stream.
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_area",
             format!("no AREA with id {}", event.area_id),
-        ));
+        )
+        .with_field("area_id"));
     }
 
     let stream = api.redis.keys().events();
