@@ -495,6 +495,25 @@ async fn cut_attempts_are_finished_by_another_worker(direct: bool) -> anyhow::Re
     assert_eq!(env.pending(&idle).await?, 0, "nothing else is pending");
 
     let mut successor = WorkerProcess::start(&env, "successor", &settings).await?;
+    eventually(
+        "the successor to report the entries it may take over",
+        Duration::from_secs(30),
+        || {
+            let log = successor.log();
+            let answering = answering.clone();
+            async move {
+                Ok(log
+                    .lines()
+                    .any(|line| {
+                        line.contains("entries are pending on other consumers")
+                            && line.contains(&answering)
+                            && line.contains("entries=20")
+                    })
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
     wait_ok(&env, 20, Duration::from_secs(60)).await?;
     assert!(
         successor

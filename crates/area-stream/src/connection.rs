@@ -63,6 +63,11 @@ impl Redis {
         &self.options.keys
     }
 
+    /// The consumer group every worker joins.
+    pub fn group(&self) -> &str {
+        &self.options.group
+    }
+
     /// Sends PING.
     pub async fn ping(&self) -> Result<(), Error> {
         let mut connection = self.connection.clone();

@@ -83,6 +83,11 @@ pub async fn run(
     )
     .await?;
     state.set_ready(true);
+    tokio::spawn(report_pending_elsewhere(
+        redis.clone(),
+        worker.clone(),
+        Duration::from_millis(config.claim_idle_ms),
+    ));
 
     let mut api_state = api::ApiState::new(store, redis, registry, state.clone(), worker);
     api_state.access = access;
@@ -106,6 +111,54 @@ pub async fn run(
         Err(error) => tracing::warn!(error = %error, "the API server task failed"),
     }
     Ok(())
+}
+
+/// Says at startup how many entries other consumers of the group hold, and
+/// when this worker may claim them, so that taking over from a killed
+/// worker is not a silent minute. Entries of a live worker are in flight
+/// there and are only claimed if they stay idle as long.
+async fn report_pending_elsewhere(redis: Redis, worker: String, claim_idle: Duration) {
+    let mut streams = vec![redis.keys().events()];
+    match redis.job_streams().await {
+        Ok(jobs) => streams.extend(jobs),
+        Err(error) => {
+            tracing::debug!(error = %error, "cannot list the job streams for the startup report");
+        }
+    }
+    let claim_idle_ms = u64::try_from(claim_idle.as_millis()).unwrap_or(u64::MAX);
+    for stream in streams {
+        let info = match redis.stream_info(&stream).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::debug!(stream, error = %error, "cannot read the stream for the startup report");
+                continue;
+            }
+        };
+        for group in info
+            .groups
+            .iter()
+            .filter(|group| group.name == redis.group())
+        {
+            let holders: Vec<_> = group
+                .consumers
+                .iter()
+                .filter(|consumer| consumer.name != worker && consumer.pending > 0)
+                .collect();
+            let Some(least_idle) = holders.iter().map(|consumer| consumer.idle_ms).min() else {
+                continue;
+            };
+            let entries: u64 = holders.iter().map(|consumer| consumer.pending).sum();
+            tracing::info!(
+                stream,
+                entries,
+                consumers = holders.len(),
+                claimable_within_ms = claim_idle_ms.saturating_sub(least_idle),
+                "entries are pending on other consumers; those a stopped worker left are claimed \
+                 here once idle for AREA_CLAIM_IDLE_MS, and an execution it left running is taken \
+                 over once its lease (AREA_LEASE_MS) has run out"
+            );
+        }
+    }
 }
 
 /// Refuses to start on a database without the current schema, naming the
