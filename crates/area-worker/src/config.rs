@@ -117,7 +117,13 @@ macro_rules! options {
                         *url = redact_url_password(url);
                     }
                 }
-                toml::to_string(&table).unwrap_or_default()
+                let mut text = toml::to_string(&table).unwrap_or_default();
+                // Printed by `area-worker config`: a warning written to
+                // stderr right after must start a line of its own.
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text
             }
         }
     };
@@ -631,6 +637,7 @@ mod tests {
             !printed.contains("s3cret") && !printed.contains("hunter2"),
             "{printed}"
         );
+        assert!(printed.ends_with('\n'), "ends its last line: {printed:?}");
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 
