@@ -154,7 +154,42 @@ async fn not_found_fails_after_one_attempt() -> anyhow::Result<()> {
     assert_eq!(rows[0].status(), ExecutionStatus::Failed);
     assert_eq!(rows[0].attempt, 1);
     assert_eq!(rows[0].error.as_ref().unwrap()["code"], "http_404");
+    assert_eq!(
+        rows[0].error.as_ref().unwrap().get("retries_exhausted"),
+        None,
+        "a permanent failure had no retries to exhaust"
+    );
     assert_eq!(receiver.count(), 1, "a permanent failure is not retried");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_ran_out_of_retries_says_so() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let receiver = Receiver::start().await?;
+    let (area_id, _) = env
+        .area(&[(
+            "webhook",
+            json!({
+                "url": receiver.url("/status/500/down"),
+                "retry": {"max_retries": 2, "base_ms": 50},
+            }),
+        )])
+        .await?;
+    let worker = TestWorker::start(WorkerOptions::for_env(&env)).await?;
+
+    env.publish(&json!({"id": "evt-exhausted", "area_id": area_id}))
+        .await?;
+    let rows = settled(&env, "evt-exhausted", 1).await?;
+    worker.stop().await?;
+
+    let row = &rows[0];
+    assert_eq!(row.status(), ExecutionStatus::Failed, "{row:#?}");
+    assert_eq!(row.attempt, 3, "the first attempt and two retries");
+    let error = row.error.as_ref().expect("a failed row has an error");
+    assert_eq!(error["code"], "http_500");
+    assert_eq!(error["retries_exhausted"], true, "{error}");
+    assert_eq!(receiver.count(), 3);
     Ok(())
 }
 

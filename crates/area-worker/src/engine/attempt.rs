@@ -72,6 +72,14 @@ pub(crate) async fn run(shared: &Shared, mut execution: ClaimedExecution) -> Att
             log_failure(&error, status);
             let mut error_json = serde_json::to_value(&error).unwrap_or(Value::Null);
             sanitize_value(&mut error_json);
+            // A failure that could have succeeded later, failed only because
+            // the policy allows no more attempts: say so on the record.
+            if matches!(status, RecordedStatus::Failed)
+                && !matches!(error.class, ErrorClass::Permanent)
+                && let Value::Object(fields) = &mut error_json
+            {
+                fields.insert("retries_exhausted".to_owned(), Value::Bool(true));
+            }
             AttemptRecord {
                 id: execution.id,
                 attempt: execution.attempt,
