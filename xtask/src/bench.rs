@@ -34,7 +34,7 @@ use crate::bench_scenario::{self, Bench, Measured, Pace, Scenario, Service};
 /// The bench's key prefix in Redis.
 const PREFIX: &str = "area-bench:";
 /// The engine's default batch size, used by the ceilings.
-const ENGINE_BATCH: usize = 512;
+const ENGINE_BATCH: usize = 256;
 
 /// Options of `bench`.
 #[derive(clap::Args)]

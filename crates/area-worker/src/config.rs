@@ -149,8 +149,10 @@ options! {
     /// the job stream: one Redis round trip and one read fewer per execution.
     /// The event's entry then stays pending until the result is recorded.
     direct_run: bool = true;
-    /// Entries read, inserted, claimed or recorded per batch.
-    batch_size: usize = 512;
+    /// Entries read, inserted, claimed or recorded per batch. Half the
+    /// concurrency by default: the fan-out keeps two batches in flight, and
+    /// each new row runs directly only with a free slot of its service.
+    batch_size: usize = 256;
     /// How long a blocking stream read waits, in milliseconds.
     block_ms: u64 = 1000;
     /// Delay before the first retry, in milliseconds; doubled for each later one.

@@ -167,8 +167,9 @@ struct Executor {
     lane: Lane,
     /// Permits reserved for the next read; dropping them gives capacity back.
     reserved: Vec<OwnedSemaphorePermit>,
-    /// Whether the last read found nothing: the next (blocking) read then
-    /// holds a single permit, leaving the rest to the fan-out's direct runs.
+    /// Whether the last read found the stream emptied (nothing, or fewer
+    /// entries than reserved): the next (blocking) read then holds a single
+    /// permit, leaving the rest to the fan-out's direct runs.
     idle: bool,
     attempts: JoinSet<()>,
 }
@@ -202,7 +203,11 @@ impl ReadLoop for Executor {
     }
 
     async fn handle(&mut self, entries: Vec<Entry>) {
-        self.idle = false;
+        // Only a read that filled every reserved slot suggests a backlog. A
+        // partial one emptied the stream: the next read blocks, and holding a
+        // batch of permits through that wait would starve the fan-out's
+        // direct runs, whose spill would then keep this path busy.
+        self.idle = entries.len() < self.reserved.len();
         self.start_attempts(entries).await;
         self.reserved.clear();
     }

@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use area_core::{Event, EventError};
 use area_store::{AreaPlan, ClaimedExecution, NewExecution, QueuedExecution};
@@ -40,6 +41,10 @@ use crate::reactions::WORKSPACE_SERVICES;
 /// insert overlap the first one's: an event no longer waits for the whole
 /// batch ahead of it, and PostgreSQL gets both cores.
 const BATCHES_IN_FLIGHT: usize = 2;
+
+/// How long one batch may wait, in all, for permits of full lanes before
+/// its remaining rows go through their job streams.
+const DIRECT_PERMIT_WAIT: Duration = Duration::from_millis(25);
 
 /// Runs the fan-out reader until shutdown, then lets the attempts it started
 /// finish until the hard stop.
@@ -235,10 +240,40 @@ impl Stage {
     }
 
     /// Whether a new row of `service` runs here: its lane and a permit of it.
-    fn direct(&self, service: &str) -> Option<(usize, OwnedSemaphorePermit)> {
+    ///
+    /// A full lane is waited for until `deadline`, the batch's one allowance:
+    /// at full speed its permits come back with the recorder's next commit,
+    /// within milliseconds, and a row that gives up on them costs a job
+    /// round trip and a claim instead. Waiting in the semaphore's queue also
+    /// puts the fan-out ahead of the executor, which only takes permits that
+    /// are free, so the job path stays the overflow it is meant to be. Past
+    /// the deadline (a lane full of slow attempts), rows go to the job
+    /// stream at once.
+    ///
+    /// Only a batch's share of a lane (its concurrency over the batches in
+    /// flight) may wait: rows past it, as when every event has five
+    /// reactions, could not all run at once anyway, and waiting for them
+    /// would only stall the batch.
+    async fn direct(
+        &self,
+        service: &str,
+        deadline: tokio::time::Instant,
+        rows_per_lane: &mut [usize],
+    ) -> Option<(usize, OwnedSemaphorePermit)> {
         let lane = self.lanes.iter().position(|lane| lane.service == service)?;
-        let permit = self.lanes[lane].permits.clone().try_acquire_owned().ok()?;
-        Some((lane, permit))
+        let permits = &self.lanes[lane].permits;
+        rows_per_lane[lane] += 1;
+        if let Ok(permit) = permits.clone().try_acquire_owned() {
+            return Some((lane, permit));
+        }
+        if rows_per_lane[lane] > self.shared.settings.concurrency / BATCHES_IN_FLIGHT {
+            return None;
+        }
+        let waited = tokio::time::timeout_at(deadline, permits.clone().acquire_owned()).await;
+        match waited {
+            Ok(Ok(permit)) => Some((lane, permit)),
+            _ => None,
+        }
     }
 
     fn decode(&self, entry: &Entry) -> Result<Event, DeadLetterReason> {
@@ -285,6 +320,8 @@ impl Stage {
 
         self.report_unknown_services(&plans);
 
+        let permit_deadline = tokio::time::Instant::now() + DIRECT_PERMIT_WAIT;
+        let mut rows_per_lane = vec![0; self.lanes.len()];
         let mut rows = Vec::with_capacity(decoded.len());
         let mut row_event = Vec::with_capacity(decoded.len());
         let mut direct = Vec::with_capacity(decoded.len());
@@ -319,7 +356,10 @@ impl Stage {
                     dedup_key: NewExecution::dedup_key(&item.event.id.0, reaction.id),
                 });
                 row_event.push(event);
-                direct.push(self.direct(&reaction.service).map(|(lane, permit)| Direct {
+                let run = self
+                    .direct(&reaction.service, permit_deadline, &mut rows_per_lane)
+                    .await;
+                direct.push(run.map(|(lane, permit)| Direct {
                     lane,
                     permit,
                     config: reaction.config.clone(),
