@@ -185,11 +185,19 @@ async fn a_failure_that_ran_out_of_retries_says_so() -> anyhow::Result<()> {
 
     let row = &rows[0];
     assert_eq!(row.status(), ExecutionStatus::Failed, "{row:#?}");
-    assert_eq!(row.attempt, 3, "the first attempt and two retries");
+    assert_eq!(
+        row.attempt, 3,
+        "the first attempt and two retries: {row:#?}"
+    );
     let error = row.error.as_ref().expect("a failed row has an error");
-    assert_eq!(error["code"], "http_500");
-    assert_eq!(error["retries_exhausted"], true, "{error}");
-    assert_eq!(receiver.count(), 3);
+    assert_eq!(error["code"], "http_500", "{row:#?}");
+    assert_eq!(error["retries_exhausted"], true, "{row:#?}");
+    assert_eq!(
+        receiver.count(),
+        3,
+        "one request per attempt: {:#?} / {row:#?}",
+        receiver.requests()
+    );
     Ok(())
 }
 
