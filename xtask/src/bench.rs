@@ -33,8 +33,6 @@ use crate::bench_scenario::{self, Bench, Measured, Pace, Scenario, Service};
 
 /// The bench's key prefix in Redis.
 const PREFIX: &str = "area-bench:";
-/// The engine's default batch size, used by the ceilings.
-const ENGINE_BATCH: usize = 256;
 
 /// Options of `bench`.
 #[derive(clap::Args)]
@@ -269,17 +267,19 @@ async fn measure_ceilings(
 ) -> anyhow::Result<Ceilings> {
     println!();
     println!("ceilings of the parts alone");
+    // The ceilings use the engine's default batch, whatever it becomes.
+    let engine_batch = area_worker::Config::default().batch_size;
     let redis = bench_ceilings::redis(
         &args.redis_url,
         PREFIX,
         args.events,
-        ENGINE_BATCH,
+        engine_batch,
         sample_event.as_bytes(),
     )
     .await
     .context("measure the Redis ceiling")?;
     println!(
-        "  redis       XADD {:>9.0} entries/s pipelined; XREADGROUP+XACK {:>9.0} entries/s (batches of {ENGINE_BATCH})",
+        "  redis       XADD {:>9.0} entries/s pipelined; XREADGROUP+XACK {:>9.0} entries/s (batches of {engine_batch})",
         redis.xadd_per_s, redis.read_ack_per_s
     );
 
@@ -288,7 +288,7 @@ async fn measure_ceilings(
     let postgres = bench_ceilings::postgres(
         &ceiling_url,
         args.events.min(50_000),
-        ENGINE_BATCH,
+        engine_batch,
         &[1, 2, 4],
         &payload,
     )
